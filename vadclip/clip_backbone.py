@@ -1,0 +1,143 @@
+"""The frozen CLIP under VadCLIP, built with open_clip.
+
+Where the CLIP comes from (`ClipSource`):
+- ``"openai"`` (default): open_clip's ``ViT-B-16`` with the ``openai`` weights (downloaded from the
+  Hugging Face hub into its cache on first use).
+- ``"random"``: ``ViT-B-16-quickgelu`` with random weights. For tests and timing only; every score
+  computed with it is flagged (`ClipInfo.random_weights`).
+- a path: an OpenAI-format state dict (``.pt``/``.pth``), an open_clip checkpoint, a
+  ``.safetensors`` file, or an official VadCLIP checkpoint (its ``clipmodel.*`` tensors).
+- an open_clip model name with a pretrained tag, ``"NAME:TAG"`` (e.g. ``"ViT-B-16:openai"``).
+
+OpenAI-format tensors are turned into an open_clip model with shapes inferred from the tensors
+(QuickGELU, text heads = width // 64), float16 tensors accepted, weights kept in float32 unless a
+dtype is asked for.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+from torch import nn
+
+from .safe_load import load_state_dict_file
+
+DEFAULT_CLIP = "openai"
+RANDOM_WEIGHTS_WARNING = "RANDOM CLIP WEIGHTS: scores are meaningless (test/timing mode)"
+
+# Keys that OpenAI's state dicts may carry besides the weights.
+_OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What CLIP a model runs on; shown next to every score."""
+
+    source: str                 # "openai", "random", a path, or "NAME:TAG"
+    image_size: int             # input resolution of the visual tower
+    embed_dim: int              # output width of encode_image / encode_text
+    text_width: int             # width of the text transformer (= prompt embedding width)
+    random_weights: bool = False
+
+    @property
+    def label(self) -> str:
+        return RANDOM_WEIGHTS_WARNING if self.random_weights else f"CLIP: {self.source}"
+
+
+class ClipError(ValueError):
+    """A CLIP source that cannot be loaded; the message names it and why."""
+
+
+def _strip_prefix(state_dict: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def is_openai_state_dict(state_dict: dict) -> bool:
+    """True for OpenAI-format CLIP tensors (ViT visual tower + text tower, no prefix)."""
+    return "visual.proj" in state_dict and "token_embedding.weight" in state_dict
+
+
+def clip_from_openai_state_dict(state_dict: dict) -> nn.Module:
+    """Build an open_clip CLIP (float32) from OpenAI-format tensors, shapes inferred from them."""
+    sd = {k: v for k, v in state_dict.items() if k not in _OPENAI_EXTRA_KEYS}
+    if not is_openai_state_dict(sd):
+        raise ClipError("not an OpenAI-format CLIP state dict (no visual.proj / token_embedding)")
+    if "visual.layer1.0.conv1.weight" in sd:
+        raise ClipError("ResNet CLIP backbones are not supported; VadCLIP uses a ViT")
+    try:
+        model = open_clip.model.build_model_from_openai_state_dict(sd, quick_gelu=True, cast_dtype=None)
+    except Exception as e:  # shape mismatches from inconsistent tensors
+        raise ClipError(f"inconsistent CLIP tensors: {e}") from None
+    return model.float().eval()
+
+
+def describe_clip(model: nn.Module, source: str, random_weights: bool) -> ClipInfo:
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    return ClipInfo(
+        source=source,
+        image_size=int(size),
+        embed_dim=int(model.text_projection.shape[1]),
+        text_width=int(model.token_embedding.weight.shape[1]),
+        random_weights=random_weights,
+    )
+
+
+def _check_text_tower(model: nn.Module, source: str) -> None:
+    needed = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+    missing = [n for n in needed if getattr(model, n, None) is None]
+    if missing or not isinstance(model.text_projection, (torch.Tensor, nn.Parameter)):
+        raise ClipError(f"{source}: open_clip model without a plain CLIP text tower ({missing or 'text_projection'})")
+
+
+def load_clip(source: str | os.PathLike = DEFAULT_CLIP, device: str | torch.device = "cpu",
+              cache_dir: str | None = None) -> tuple[nn.Module, ClipInfo]:
+    """Load a frozen CLIP (eval mode, no gradients) and describe it.
+
+    `source` is one of the forms in the module docstring. Returns the open_clip model and its
+    `ClipInfo`. Raises `ClipError` with the reason when it cannot be loaded.
+    """
+    source = str(source)
+    random_weights = False
+    if source == "random":
+        model = open_clip.create_model("ViT-B-16-quickgelu", pretrained=None)
+        random_weights = True
+    elif source == "openai":
+        model = _create_pretrained("ViT-B-16", "openai", cache_dir)
+    elif os.path.exists(source):
+        model = clip_from_file(source)
+    elif ":" in source and not os.path.sep in source:
+        name, tag = source.split(":", 1)
+        model = _create_pretrained(name, tag, cache_dir)
+    else:
+        raise ClipError(f"CLIP source {source!r}: no such file, and not 'openai', 'random' or 'NAME:TAG'")
+    _check_text_tower(model, source)
+    model = model.to(device).eval().requires_grad_(False)
+    return model, describe_clip(model, source, random_weights)
+
+
+def _create_pretrained(name: str, tag: str, cache_dir: str | None) -> nn.Module:
+    try:
+        return open_clip.create_model(name, pretrained=tag, cache_dir=cache_dir, require_pretrained=True)
+    except Exception as e:
+        raise ClipError(
+            f"could not load CLIP {name}/{tag} through open_clip ({type(e).__name__}: {e}). "
+            "Without internet, pass a local checkpoint with --clip PATH "
+            "(an official VadCLIP checkpoint contains its CLIP)."
+        ) from None
+
+
+def clip_from_file(path: str | os.PathLike) -> nn.Module:
+    """A CLIP from a local file: OpenAI format, open_clip format, or inside a VadCLIP checkpoint."""
+    sd = load_state_dict_file(path)
+    name = Path(path).name
+    if any(k.startswith("clipmodel.") for k in sd):          # official VadCLIP checkpoint
+        sd = _strip_prefix(sd, "clipmodel.")
+    elif any(k.startswith("clip.") for k in sd):             # one of our checkpoints
+        raise ClipError(f"{name}: this is a vadclip checkpoint; load it with vadclip.load_checkpoint")
+    if is_openai_state_dict(sd):
+        return clip_from_openai_state_dict(sd)
+    raise ClipError(f"{name}: not a CLIP checkpoint (no OpenAI-format visual/text tensors found)")

@@ -1,0 +1,236 @@
+"""The VadCLIP model: a temporal adapter and two branches on top of a frozen CLIP.
+
+Notation: B videos, T snippets per clip (`visual_length`), D feature width, C classes.
+Submodule names follow the official code so that its state dicts load as they are.
+`../shared/spec/official-vadclip.md` states each step; comments cite its numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .clip_backbone import ClipInfo
+from .config import ModelConfig
+from .prompt import PromptTokens, tokenize_class_names
+
+
+class QuickGELU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def _mlp(width: int) -> nn.Sequential:
+    """width -> 4*width -> width with QuickGELU (named like CLIP's MLPs)."""
+    seq = nn.Sequential()
+    seq.add_module("c_fc", nn.Linear(width, width * 4))
+    seq.add_module("gelu", QuickGELU())
+    seq.add_module("c_proj", nn.Linear(width * 4, width))
+    return seq
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in float32 whatever the input dtype (as CLIP does)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.ln_1 = LayerNorm(width)
+        self.mlp = _mlp(width)
+        self.ln_2 = LayerNorm(width)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        h = self.ln_1(x)
+        x = x + self.attn(h, h, h, need_weights=False, attn_mask=attn_mask)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class LocalTemporal(nn.Module):
+    """Spec step 2: transformer blocks with non-overlapping windowed attention."""
+
+    def __init__(self, width: int, layers: int, heads: int):
+        super().__init__()
+        self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads) for _ in range(layers)])
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        for block in self.resblocks:
+            x = block(x, attn_mask)
+        return x
+
+
+class GraphConvolution(nn.Module):
+    """out = adj @ (x W) + residual(x); the residual is a k=5 Conv1d when widths differ."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        nn.init.xavier_uniform_(self.weight)
+        self.residual = (nn.Conv1d(in_features, out_features, kernel_size=5, padding=2)
+                         if in_features != out_features else nn.Identity())
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        out = adj @ (x @ self.weight)
+        if isinstance(self.residual, nn.Conv1d):
+            return out + self.residual(x.transpose(1, 2)).transpose(1, 2)
+        return out + x
+
+
+class DistanceAdj(nn.Module):
+    """Holds the official checkpoint's unused `sigma`; the distance adjacency itself is constant."""
+
+    def __init__(self):
+        super().__init__()
+        self.sigma = nn.Parameter(torch.full((1,), 0.1), requires_grad=False)
+
+
+def window_attention_mask(length: int, window: int) -> torch.Tensor:
+    """Additive [T, T] mask: 0 inside the non-overlapping windows, -inf elsewhere.
+
+    Windows are [i*w, (i+1)*w) for i < int(T/w); the last one runs to T.
+    """
+    n_windows = max(1, length // window)
+    win = torch.clamp(torch.arange(length) // window, max=n_windows - 1)
+    same = win[:, None] == win[None, :]
+    return torch.zeros(length, length).masked_fill(~same, float("-inf"))
+
+
+def distance_adjacency(length: int) -> torch.Tensor:
+    """[T, T] matrix exp(-|i-j| / e), unnormalised (spec step 3)."""
+    pos = torch.arange(length, dtype=torch.float32)
+    dist = (pos[:, None] - pos[None, :]).abs()
+    return torch.exp(-dist / torch.exp(torch.tensor(1.0)))
+
+
+def similarity_adjacency(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Batched [B, T, T] similarity adjacency (spec step 3).
+
+    Cosine similarity, entries <= 0.7 set to 0, row softmax over the [:L, :L] block of each video,
+    zero outside it.
+    """
+    B, T, _ = x.shape
+    norm = x.norm(dim=-1, keepdim=True)
+    sim = (x @ x.transpose(1, 2)) / (norm @ norm.transpose(1, 2) + 1e-20)
+    sim = F.threshold(sim, 0.7, 0.0)
+    valid = torch.arange(T, device=x.device)[None, :] < lengths[:, None]       # [B, T]
+    sim = sim.masked_fill(~valid[:, None, :], float("-inf"))                    # drop columns >= L
+    adj = sim.softmax(dim=-1)
+    return adj.masked_fill(~valid[:, :, None], 0.0)                             # zero rows >= L
+
+
+@dataclass
+class VadCLIPOutput:
+    """One forward pass. Logits are raw (before sigmoid / softmax)."""
+
+    text_features: torch.Tensor     # [C, D] class embeddings t0, before the visual prompt
+    logits_c: torch.Tensor          # [B, T, 1] C-branch
+    logits_a: torch.Tensor          # [B, T, C] A-branch (cosine similarity / 0.07)
+    visual_features: torch.Tensor   # [B, T, D] adapter output X
+
+
+class VadCLIP(nn.Module):
+    """VadCLIP adapter + branches on a frozen open_clip CLIP (`self.clipmodel`)."""
+
+    def __init__(self, config: ModelConfig, clip_model: nn.Module, clip_info: ClipInfo, tokenizer):
+        super().__init__()
+        if clip_info.embed_dim != config.visual_width:
+            raise ValueError(f"CLIP embeds in {clip_info.embed_dim} dims but the adapter expects "
+                             f"{config.visual_width}")
+        self.config = config
+        self.clip_info = clip_info
+        self.tokenizer = tokenizer
+        width, T = config.visual_width, config.visual_length
+
+        self.temporal = LocalTemporal(width, config.visual_layers, config.visual_head)
+        half = config.gcn_width
+        self.gc1 = GraphConvolution(width, half)
+        self.gc2 = GraphConvolution(half, half)
+        self.gc3 = GraphConvolution(width, half)
+        self.gc4 = GraphConvolution(half, half)
+        self.disAdj = DistanceAdj()
+        self.linear = nn.Linear(2 * half, width)
+        self.gelu = QuickGELU()
+        self.mlp1 = _mlp(width)
+        self.mlp2 = _mlp(width)
+        self.classifier = nn.Linear(width, 1)
+        self.frame_position_embeddings = nn.Embedding(T, width)
+        self.text_prompt_embeddings = nn.Embedding(77, clip_info.text_width)
+        nn.init.normal_(self.frame_position_embeddings.weight, std=0.01)
+        nn.init.normal_(self.text_prompt_embeddings.weight, std=0.01)
+
+        self.clipmodel = clip_model.eval().requires_grad_(False)
+        self.register_buffer("attn_mask", window_attention_mask(T, config.attn_window), persistent=False)
+        self.register_buffer("dist_adj", distance_adjacency(T), persistent=False)
+
+    # CLIP stays in eval mode whatever mode the adapter is put in.
+    def train(self, mode: bool = True) -> "VadCLIP":
+        super().train(mode)
+        self.clipmodel.eval()
+        return self
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """The trainable part's tensors (everything but CLIP), official key names."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("clipmodel.")}
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return [p for n, p in self.named_parameters() if not n.startswith("clipmodel.") and p.requires_grad]
+
+    # --- visual side -------------------------------------------------------------------------
+    def encode_video(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Spec steps 1-3: [B, T, D] snippet features -> [B, T, D] visual features X."""
+        x = features.float() + self.frame_position_embeddings.weight[None, : features.shape[1]]
+        x = self.temporal(x, self.attn_mask)
+        adj_sim = similarity_adjacency(x, lengths)
+        adj_dis = self.dist_adj
+        h_sim = self.gelu(self.gc1(x, adj_sim))
+        h_dis = self.gelu(self.gc3(x, adj_dis))
+        h_sim = self.gelu(self.gc2(h_sim, adj_sim))
+        h_dis = self.gelu(self.gc4(h_dis, adj_dis))
+        return self.linear(torch.cat([h_sim, h_dis], dim=-1))
+
+    # --- text side ---------------------------------------------------------------------------
+    def prompt_tokens(self, class_names: list[str]) -> PromptTokens:
+        return tokenize_class_names(self.tokenizer, class_names, self.config.prompt_prefix,
+                                    self.config.prompt_postfix, device=self.text_prompt_embeddings.weight.device)
+
+    def encode_text(self, class_names: list[str]) -> torch.Tensor:
+        """Spec step 5: class names -> [C, D] embeddings t0 through the learned prompt."""
+        tokens = self.prompt_tokens(class_names)
+        clip = self.clipmodel
+        word = clip.token_embedding(tokens.ids).float()                          # [C, 77, W]
+        prompt = self.text_prompt_embeddings.weight[None].expand(len(class_names), -1, -1)
+        src = tokens.source_index                                                 # [C, 77]
+        taken = word.gather(1, src.clamp(min=0)[..., None].expand_as(prompt))
+        x = torch.where((src >= 0)[..., None], taken, prompt)
+        x = x + clip.positional_embedding.float()
+        x = clip.transformer(x, attn_mask=clip.attn_mask)
+        x = clip.ln_final(x)
+        x = x[torch.arange(x.shape[0], device=x.device), tokens.eot_position]
+        return x @ clip.text_projection.float()
+
+    # --- both branches -----------------------------------------------------------------------
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor, class_names: list[str],
+                text_features: torch.Tensor | None = None) -> VadCLIPOutput:
+        """features [B, T, D] (zero-padded past `lengths` [B]) -> `VadCLIPOutput`.
+
+        `text_features` ([C, D], from `encode_text`) can be passed to skip the text encoder.
+        """
+        if features.ndim != 3 or features.shape[1] != self.config.visual_length:
+            raise ValueError(f"features must be [B, {self.config.visual_length}, D], got {tuple(features.shape)}")
+        lengths = torch.as_tensor(lengths, device=features.device)
+        X = self.encode_video(features, lengths)
+        logits_c = self.classifier(X + self.mlp2(X))                               # step 4
+        t0 = self.encode_text(class_names) if text_features is None else text_features
+        v = F.normalize(logits_c.transpose(1, 2) @ X, dim=-1)                       # step 6: [B, 1, D]
+        t = t0[None] + v                                                            # [B, C, D]
+        t = t + self.mlp1(t)
+        logits_a = F.normalize(X, dim=-1) @ F.normalize(t, dim=-1).transpose(1, 2) / 0.07   # step 7
+        return VadCLIPOutput(text_features=t0, logits_c=logits_c, logits_a=logits_a, visual_features=X)
