@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -48,12 +47,17 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        text = str(e)
+        if "GLOBAL" not in text:            # garbage, not an attempt to import Python objects
+            raise CheckpointError(f"{name}: not a PyTorch checkpoint (unreadable pickle data)") from None
+        detail = next((l.strip() for l in text.splitlines() if "GLOBAL" in l), "")
         raise UnsafeCheckpointError(
             f"{name}: refused: the file contains Python objects other than tensors, which could "
-            f"execute code when loaded. Only plain state dicts are accepted. ({str(e).splitlines()[0]})"
+            f"execute code when loaded. Only plain state dicts are accepted. ({detail})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{name}: not a PyTorch checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    except Exception as e:  # torch.load raises many types (RuntimeError, KeyError, EOFError...)
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{name}: not a PyTorch checkpoint ({reason})") from None
     return _unwrap(obj, name)
 
 

@@ -1,0 +1,39 @@
+"""Shared fixtures: where ../shared is, and the official fixture checkpoint loaded once."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+SHARED = Path(os.environ.get("VADCLIP_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+OFFICIAL = SHARED / "fixtures" / "official"
+
+
+def require_official() -> Path:
+    if not (OFFICIAL / "official_xd.pth").is_file():
+        pytest.skip(f"official parity fixtures not found at {OFFICIAL} (../shared is absent)")
+    return OFFICIAL
+
+
+@pytest.fixture(scope="session")
+def official_dir() -> Path:
+    return require_official()
+
+
+@pytest.fixture(scope="session")
+def official_model(official_dir):
+    """The fixture checkpoint through the public loader (eval mode, CPU). Do not mutate."""
+    import vadclip
+
+    return vadclip.load_official_checkpoint(official_dir / "official_xd.pth", preset="xd")
+
+
+@pytest.fixture(scope="session")
+def parity(official_dir):
+    import numpy as np
+
+    return dict(np.load(official_dir / "parity_xd.npz"))

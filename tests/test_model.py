@@ -1,0 +1,199 @@
+"""The model against the official code's own outputs, and each of its parts on its own."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import vadclip
+from vadclip import losses
+from vadclip.config import XD_CODE_TO_CLASS, model_config
+from vadclip.inference import chunk_features
+from vadclip.model import distance_adjacency, similarity_adjacency, window_attention_mask
+from vadclip.prompt import max_name_tokens, tokenize_class_names, validate_class_names
+
+
+def _multi_hot(labels, names):
+    mh = torch.zeros(len(labels), len(names))
+    for i, label in enumerate(labels):
+        for code in str(label).split("-"):
+            if code in XD_CODE_TO_CLASS:
+                mh[i, names.index(XD_CODE_TO_CLASS[code])] = 1
+    return mh
+
+
+# ----------------------------------------------------------------------------- parity
+
+def test_forward_matches_official(official_model, parity):
+    names = list(parity["class_names"])
+    with torch.no_grad():
+        out = official_model(torch.from_numpy(parity["batch_features"]),
+                             torch.from_numpy(parity["batch_lengths"]), names)
+    for key in ("text_features", "logits_c", "logits_a"):
+        np.testing.assert_allclose(getattr(out, key).numpy(), parity[key], atol=1e-4, rtol=0, err_msg=key)
+
+
+def test_losses_match_official(official_model, parity):
+    names = list(parity["class_names"])
+    lengths = torch.from_numpy(parity["batch_lengths"])
+    with torch.no_grad():
+        out = official_model(torch.from_numpy(parity["batch_features"]), lengths, names)
+    mh = _multi_hot(parity["batch_labels"], names)
+    assert losses.loss_c(out.logits_c, lengths, 1 - mh[:, 0]).item() == pytest.approx(float(parity["loss_c"]), abs=1e-5)
+    assert losses.loss_mil_align(out.logits_a, lengths, mh).item() == pytest.approx(float(parity["loss_a"]), abs=1e-5)
+    assert losses.loss_contrastive(out.text_features).item() == pytest.approx(float(parity["loss_contrast"][0]), abs=1e-5)
+    total = losses.total_loss(out, lengths, mh, contrast_weight=1e-4)
+    expected = float(parity["loss_c"]) + float(parity["loss_a"]) + 1e-4 * float(parity["loss_contrast"][0])
+    assert total["loss"].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_video_scores_match_official(official_model, parity):
+    s = vadclip.score_features(official_model, parity["video_features"], list(parity["class_names"]))
+    np.testing.assert_allclose(s.coarse_c, parity["video_coarse_c"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(s.coarse_a, parity["video_coarse_a"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(s.fine, parity["video_fine"], atol=1e-4, rtol=0)
+    assert not s.random_weights
+
+
+def test_default_vocabulary_is_the_preset(official_model, parity):
+    s = vadclip.score_features(official_model, parity["video_features"][:40])
+    assert s.class_names == list(model_config("xd").class_names) == list(parity["class_names"])
+
+
+# ----------------------------------------------------------------------------- parts
+
+def test_window_mask_blocks():
+    m = window_attention_mask(256, 64)
+    assert m.shape == (256, 256)
+    assert (m[:64, :64] == 0).all() and torch.isinf(m[:64, 64:]).all()
+    assert (m[192:, 192:] == 0).all() and torch.isinf(m[192:, :192]).all()
+    m8 = window_attention_mask(256, 8)
+    assert int((m8 == 0).sum()) == 32 * 8 * 8
+    # a window width that does not divide T: the last window runs to T (no all -inf rows)
+    m100 = window_attention_mask(256, 100)
+    assert (m100[100:, 100:] == 0).all() and torch.isinf(m100[:100, 100:]).all()
+    assert not torch.isinf(m100).all(dim=1).any()
+
+
+def test_distance_adjacency_values():
+    d = distance_adjacency(5)
+    assert torch.allclose(d, torch.exp(-torch.tensor([[abs(i - j) for j in range(5)] for i in range(5)],
+                                                     dtype=torch.float32) / np.e))
+    assert torch.all(torch.diag(d) == 1)
+
+
+def test_similarity_adjacency_matches_per_video_loop():
+    torch.manual_seed(0)
+    base = torch.randn(1, 1, 16)
+    x = base + 0.6 * torch.randn(3, 20, 16)         # similar rows so some pass the 0.7 threshold
+    lengths = torch.tensor([20, 7, 1])
+    adj = similarity_adjacency(x, lengths)
+    for b, L in enumerate(lengths.tolist()):
+        xb = x[b, :L]
+        sim = (xb @ xb.T) / (xb.norm(dim=-1, keepdim=True) @ xb.norm(dim=-1, keepdim=True).T + 1e-20)
+        ref = torch.nn.functional.threshold(sim, 0.7, 0).softmax(dim=1)
+        torch.testing.assert_close(adj[b, :L, :L], ref)
+        assert (adj[b, L:] == 0).all() and (adj[b, :, L:] == 0).all()
+    assert ((adj[0] > 0) & (adj[0] < 1)).any()
+
+
+def test_prompt_positions(official_model):
+    tok = official_model.tokenizer
+    t = tokenize_class_names(tok, ["normal", "car accident", "a much longer class name here"], 10, 10)
+    k = t.ids.argmax(dim=-1)
+    assert k.tolist() == [2, 3, 7]                   # start + n tokens, then end token
+    assert t.eot_position.tolist() == (10 + k + 10).tolist()
+    for c in range(3):
+        src = t.source_index[c]
+        assert src[0] == 0
+        assert src[t.eot_position[c]] == k[c]
+        kc = int(k[c])
+        assert src[11:10 + kc].tolist() == list(range(1, kc))
+        learned = torch.ones(77, dtype=torch.bool)
+        learned[[0, *range(11, 10 + kc), int(t.eot_position[c])]] = False
+        assert (src[learned] == -1).all()
+
+
+def test_vocabulary_validation(official_model):
+    tok = official_model.tokenizer
+    with pytest.raises(ValueError, match="normal class"):
+        validate_class_names(["normal"])
+    with pytest.raises(ValueError, match="empty class name"):
+        validate_class_names(["normal", "  "])
+    with pytest.raises(ValueError, match="duplicate"):
+        validate_class_names(["normal", "Fight", "fight"])
+    with pytest.raises(ValueError, match="not one string"):
+        validate_class_names("normal,fight")
+    limit = max_name_tokens(10, 10)
+    with pytest.raises(ValueError, match=f"at most {limit} CLIP tokens"):
+        tokenize_class_names(tok, ["normal", "word " * (limit + 1)], 10, 10)
+    tokenize_class_names(tok, ["normal", " ".join(["word"] * limit)], 10, 10)   # exactly fits
+
+
+def test_any_vocabulary_scores(official_model, parity):
+    names = ["normal", "fight", "fire", "person falling down stairs"]
+    s = vadclip.score_features(official_model, parity["video_features"][:300], names)
+    assert s.fine.shape == (300, 4)
+    np.testing.assert_allclose(s.fine.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(s.coarse_a, 1 - s.fine[:, 0], atol=1e-6)
+
+
+def test_topk_lengths_and_mean():
+    assert losses.topk_per_video(torch.tensor([1, 15, 16, 31, 32, 256])).tolist() == [1, 1, 2, 2, 3, 17]
+    torch.manual_seed(1)
+    v = torch.randn(3, 40, 2)
+    lengths = torch.tensor([40, 17, 3])
+    got = losses.topk_mean(v, lengths)
+    for b, L in enumerate(lengths.tolist()):
+        k = int(L / 16 + 1)
+        ref = torch.topk(v[b, :L], k, dim=0).values.mean(dim=0)
+        torch.testing.assert_close(got[b], ref)
+
+
+@pytest.mark.parametrize("n", [1, 255, 256, 257, 600])
+def test_chunking(official_model, parity, n):
+    feats = parity["video_features"][:n] if n <= 600 else None
+    chunks, lengths = chunk_features(torch.from_numpy(feats), 256)
+    assert chunks.shape == (-(-n // 256), 256, 512)
+    assert lengths.sum().item() == n and (lengths[:-1] == 256).all()
+    assert torch.equal(chunks.reshape(-1, 512)[:n], torch.from_numpy(feats))
+    assert (chunks.reshape(-1, 512)[n:] == 0).all()
+    s = vadclip.score_features(official_model, feats)
+    assert s.coarse_c.shape == (n,) and s.coarse_a.shape == (n,) and s.fine.shape == (n, 7)
+    # chunks are independent: each chunk scored alone gives the same numbers
+    first = vadclip.score_features(official_model, feats[: min(n, 256)])
+    np.testing.assert_allclose(s.coarse_c[: min(n, 256)], first.coarse_c, atol=1e-5)
+
+
+def test_chunk_batches_do_not_change_scores(official_model, parity):
+    a = vadclip.score_features(official_model, parity["video_features"], max_chunks_per_batch=1)
+    b = vadclip.score_features(official_model, parity["video_features"], max_chunks_per_batch=64)
+    np.testing.assert_allclose(a.fine, b.fine, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((0, 512), np.float32), "N >= 1"),
+    (np.zeros((10,), np.float32), r"\[N, 512\]"),
+    (np.zeros((10, 256), np.float32), "256 dimensions"),
+    (np.full((10, 512), np.nan, np.float32), "NaN"),
+])
+def test_score_features_bad_input(official_model, bad, message):
+    with pytest.raises(ValueError, match=message):
+        vadclip.score_features(official_model, bad)
+
+
+def test_gradients_only_reach_the_adapter(official_model, parity):
+    model = vadclip.load_official_checkpoint(parity_path(official_model), preset="xd")
+    model.train()
+    assert not model.clipmodel.training
+    out = model(torch.from_numpy(parity["batch_features"]), torch.from_numpy(parity["batch_lengths"]),
+                list(parity["class_names"]))
+    (out.logits_c.sum() + out.logits_a.sum()).backward()
+    assert all(p.grad is None for p in model.clipmodel.parameters())
+    assert model.text_prompt_embeddings.weight.grad is not None
+    assert model.frame_position_embeddings.weight.grad is not None
+
+
+def parity_path(model) -> str:
+    from conftest import OFFICIAL
+    return str(OFFICIAL / "official_xd.pth")
