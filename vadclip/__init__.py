@@ -5,7 +5,7 @@ from .clip_backbone import ClipInfo, load_clip
 from .config import PRESETS, ModelConfig, get_preset
 from .inference import FeatureScores, score_features
 from .model import VadCLIP, VadCLIPOutput
-from . import losses
+from . import losses, metrics
 
 __version__ = "0.1.0"
 

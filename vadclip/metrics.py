@@ -132,10 +132,10 @@ def detection_map(
       - predictions: runs [s, e) of frames with p[:, c] > max - 0.6 * (max - min), e - s >= 2,
         scored max(p[s:e, c]) + 0.7 * cs[c] (NMS at IoU 0.6 follows, but runs of one threshold
         never overlap, so it keeps them all);
-      - per class over all videos, in descending score order, each prediction is a true positive if an unmatched ground truth of its video and class
-        has IoU >= threshold (IoU on frames as integer sets); it takes the one with the best IoU
-        (the first on ties). AP = sum of the precision at each true positive / #ground truths
-        (0 without ground truth);
+      - per class over all videos, in descending score order, each prediction is a true positive
+        if an unmatched ground truth of its video and class has IoU >= threshold (IoU on frames
+        as integer sets); it takes the one with the best IoU (the first on ties). AP = sum of
+        the precision at each true positive / #ground truths (0 without ground truth);
       - mAP = 100 * mean of the AP over every class of `classlist`. As in the official code, if
         any class gets no prediction in any video, the mAP is 0 at every threshold.
     Predictions with exactly equal scores are ordered as the official code orders them (the same
