@@ -171,6 +171,34 @@ def test_chunk_batches_do_not_change_scores(official_model, parity):
     np.testing.assert_allclose(a.fine, b.fine, atol=1e-5)
 
 
+def test_out_of_memory_falls_back_to_smaller_batches(official_model, parity, monkeypatch):
+    feats = np.concatenate([parity["video_features"]] * 3)           # several chunks
+    expected = vadclip.score_features(official_model, feats)
+    forward = type(official_model).forward
+    sizes = []
+
+    def tight_memory(self, features, *args, **kwargs):
+        sizes.append(features.shape[0])
+        if features.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(self, features, *args, **kwargs)
+
+    monkeypatch.setattr(type(official_model), "forward", tight_memory)
+    got = vadclip.score_features(official_model, feats, max_chunks_per_batch=4)
+    assert sizes[0] > 1 and set(sizes[-3:]) == {1}
+    np.testing.assert_allclose(got.fine, expected.fine, atol=1e-5)
+    assert not official_model.training
+
+
+def test_other_errors_are_not_retried(official_model, parity, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(type(official_model), "forward", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        vadclip.score_features(official_model, parity["video_features"])
+
+
 @pytest.mark.parametrize("bad, message", [
     (np.zeros((0, 512), np.float32), "N >= 1"),
     (np.zeros((10,), np.float32), r"\[N, 512\]"),

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .model import VadCLIP
+from .utils import is_out_of_memory, release_cached_memory
 
 
 @dataclass
@@ -52,7 +53,8 @@ def score_features(model: VadCLIP, features: np.ndarray, class_names: list[str] 
     """Score a [N, D] array of snippet features (any N >= 1) like the official test code.
 
     The video is cut into chunks of T snippets (the last zero-padded), all chunks run as a batch
-    (in groups of `max_chunks_per_batch` to bound memory), and the first N outputs are kept.
+    (in groups of `max_chunks_per_batch` to bound memory; halved on an out-of-memory error), and
+    the first N outputs are kept.
     `class_names` defaults to the model's preset vocabulary; `text_features` ([C, D] from
     `model.encode_text`) skips the text encoder when scoring many videos with one vocabulary.
     """
@@ -64,12 +66,23 @@ def score_features(model: VadCLIP, features: np.ndarray, class_names: list[str] 
     chunks, lengths = chunk_features(torch.from_numpy(arr), model.config.visual_length)
     t0 = model.encode_text(names) if text_features is None else text_features
     logits_c, logits_a = [], []
-    for start in range(0, len(chunks), max_chunks_per_batch):
-        out = model(chunks[start:start + max_chunks_per_batch].to(device),
-                    lengths[start:start + max_chunks_per_batch].to(device), names, text_features=t0)
-        logits_c.append(out.logits_c.reshape(-1))
-        logits_a.append(out.logits_a.reshape(-1, len(names)))
-    model.train(was_training)
+    batch, start = max_chunks_per_batch, 0
+    try:
+        while start < len(chunks):
+            try:
+                out = model(chunks[start:start + batch].to(device), lengths[start:start + batch].to(device),
+                            names, text_features=t0)
+            except RuntimeError as error:          # torch.OutOfMemoryError is a RuntimeError
+                if not is_out_of_memory(error) or batch == 1:
+                    raise
+                batch //= 2                        # retry the same chunks in smaller groups
+                release_cached_memory(device)
+                continue
+            logits_c.append(out.logits_c.reshape(-1))
+            logits_a.append(out.logits_a.reshape(-1, len(names)))
+            start += batch
+    finally:
+        model.train(was_training)
     n = arr.shape[0]
     lc = torch.cat(logits_c)[:n].float()
     la = torch.cat(logits_a)[:n].float()

@@ -35,3 +35,18 @@ def resolve_device(device: str | None) -> str:
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for an accelerator out-of-memory error (worth retrying with a smaller batch)."""
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def release_cached_memory(device) -> None:
+    """Return cached blocks of `device`'s allocator to the driver (no-op on CPU)."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
