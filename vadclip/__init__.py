@@ -5,6 +5,8 @@ from .clip_backbone import ClipInfo, load_clip
 from .config import PRESETS, ModelConfig, get_preset
 from .inference import FeatureScores, score_features
 from .model import VadCLIP, VadCLIPOutput
+from .scoring import FeatureScorer, score_video
+from .segments import detect_segments
 from . import losses, metrics
 
 __version__ = "0.1.0"
