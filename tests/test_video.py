@@ -381,3 +381,11 @@ def test_content_hash_is_the_sha256_of_the_bytes(videos, tmp_path):
     assert content_hash(videos["mpeg4.mp4"]) != digest
     with pytest.raises(VideoError, match="missing.mp4: cannot read the file"):
         content_hash(tmp_path / "missing.mp4")
+
+
+def test_sizes_decord_cannot_copy_out_fall_back_to_pyav(tmp_path):
+    path = write_video(tmp_path / "narrow.mp4", 20, width=48, height=64)
+    info = probe(path)
+    frames = np.concatenate([f for _, f in iter_frames(path, info=info)])
+    assert frames.shape == (20, 64, 48, 3)
+    assert [frame_index(f) for f in frames] == list(range(20))

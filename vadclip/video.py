@@ -223,6 +223,9 @@ def _choose_backend(path, backend: Backend, n_frames: int) -> str:
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
         decord_frames = len(reader)
+        if decord_frames:
+            reader.get_batch([0])  # some sizes open but fail to copy out (e.g. 48 pixels wide)
+            reader.seek(0)
         del reader
     except Exception as error:  # decord raises its own DECORDError (and sometimes others)
         if backend == "decord":
