@@ -211,7 +211,10 @@ class VadCLIP(nn.Module):
         taken = word.gather(1, src.clamp(min=0)[..., None].expand_as(prompt))
         x = torch.where((src >= 0)[..., None], taken, prompt)
         x = x + clip.positional_embedding.float()
-        x = clip.transformer(x, attn_mask=clip.attn_mask)
+        # The text mask is causal, so positions after the last end-of-text token never reach an
+        # output we read: stop there (about 25 of the 77 positions with the 10+10 prompt).
+        n = int(tokens.eot_position.max()) + 1
+        x = clip.transformer(x[:, :n], attn_mask=clip.attn_mask[:n, :n])
         x = clip.ln_final(x)
         x = x[torch.arange(x.shape[0], device=x.device), tokens.eot_position]
         return x @ clip.text_projection.float()
