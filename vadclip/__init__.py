@@ -5,6 +5,7 @@ from .clip_backbone import ClipInfo, load_clip
 from .config import PRESETS, ModelConfig, get_preset
 from .inference import FeatureScores, score_features
 from .model import VadCLIP, VadCLIPOutput
+from .train import TrainConfig, TrainResult, train
 from .scoring import FeatureScorer, score_video
 from .segments import detect_segments
 from . import losses, metrics

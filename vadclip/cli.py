@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Modules that define subcommands, in the order they are listed by --help.
-COMMAND_MODULES = ("vadclip.evaluate", "vadclip.extract", "vadclip.scoring",)
+COMMAND_MODULES = ("vadclip.evaluate", "vadclip.extract", "vadclip.scoring", "vadclip.train",)
 
 
 class UserError(Exception):

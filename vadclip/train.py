@@ -1,0 +1,590 @@
+"""Training VadCLIP on cached snippet features with the official recipe (`vadclip train`).
+
+    result = vadclip.train(TrainConfig(preset="xd", train_list="xd_train.csv",
+                                       test_list="xd_test.csv", annotations=[...], out_dir="runs/xd"))
+
+The recipe is the official one (spec "Losses (training)" and "Model selection"): the three losses
+of `losses.total_loss`, AdamW (weight decay 0.01) over the adapter and prompts only (CLIP frozen),
+MultiStepLR x0.1 stepped per epoch, seed 234; evaluation after every epoch (and every
+`eval_every_steps` steps, ucf: 10), the best checkpoint by the preset's metric (xd `ap_a`, ucf
+`auc_c`), and at each epoch end the best weights so far are loaded back into the model (the
+optimizer state is kept). The final model is the best checkpoint.
+
+A run folder holds:
+- ``best.safetensors`` / ``last.safetensors``: our checkpoint format (metadata: epoch, step,
+  metrics, select metric, best value); without a test list the last checkpoint is the best;
+- ``train_state.pt``: optimizer, scheduler, RNG and data-order state (tensors and plain types, read
+  with ``weights_only=True``); `resume=True` continues from it to the same final weights as an
+  uninterrupted run;
+- ``run.json`` (the configuration), ``metrics.jsonl`` (every step's losses and every evaluation),
+  ``report.json`` (the result, written at the end).
+
+Every input is checked before training starts, all problems reported at once (`data.DataError`).
+A folder that already holds checkpoints is never overwritten unless the run resumes from it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import data
+from .checkpoint import build_model, load_checkpoint, load_model, save_checkpoint
+from .config import get_preset
+from .datasets import FeatureClips, batch_loader, check_batching, epoch_batches, read_train_entries
+from .evaluate import EvalSet, evaluate, load_eval_set
+from .losses import total_loss
+from .model import VadCLIP, VadCLIPOutput
+from .safe_load import load_state_dict_file
+from .utils import atomic_write, resolve_device
+
+BEST, LAST, STATE, RUN, METRICS, REPORT = ("best.safetensors", "last.safetensors", "train_state.pt",
+                                           "run.json", "metrics.jsonl", "report.json")
+STATE_VERSION = 1
+# Settings that may differ between a run and its resumption (they do not change the weights).
+RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "num_workers", "resume", "out_dir")
+
+
+class TrainError(ValueError):
+    """A training run that cannot start (refused output folder, mismatched resume, bad options)."""
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Fields left as None take the preset's official value."""
+
+    preset: str = "xd"
+    train_list: str = ""              # official CSV `path,label`, or a class-folder layout
+    test_list: str | None = None      # None: no evaluation (the last checkpoint is the best)
+    annotations: str | list[str] | None = None   # official annotation file(s) of the test list
+    out_dir: str = "runs/vadclip"
+    clip: str = "openai"              # CLIP for the text tower (a `load_clip` source)
+    init: str | None = None           # start from a checkpoint (official .pth or ours); its CLIP is used
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    milestones: tuple[int, ...] | None = None
+    seed: int | None = None
+    eval_every_steps: int | None = None   # 0: evaluate after each epoch only
+    device: str = "auto"
+    num_workers: int = 2
+    resume: bool = False
+    max_steps: int | None = None      # stop after this many optimizer steps (resumable)
+    warmup_steps: int = 0             # linear learning-rate warm-up (not in the official recipe)
+    ema_decay: float = 0.0            # > 0: evaluate and keep an exponential moving average of the weights
+    data_root: str | None = None      # every feature path must resolve inside it
+    amp: bool = True                  # bfloat16 autocast on CUDA (ignored on CPU)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    best_path: Path
+    last_path: Path
+    select_metric: str
+    best_value: float | None
+    best_metrics: dict
+    epochs_done: int
+    steps: int
+    cancelled: bool
+    elapsed_s: float
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The effective hyper-parameters: the preset's, with the config's overrides."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    milestones: tuple[int, ...]
+    seed: int
+    eval_every_steps: int
+    weight_decay: float
+    gamma: float
+    contrast_weight: float
+    balanced: bool
+    select_metric: str
+
+
+def effective_recipe(config: TrainConfig) -> Recipe:
+    """The preset's recipe with the config's overrides; raises TrainError on impossible values."""
+    r = get_preset(config.preset).train
+    pick = lambda value, default: default if value is None else value
+    recipe = Recipe(
+        epochs=int(pick(config.epochs, r.epochs)), lr=float(pick(config.lr, r.lr)),
+        batch_size=int(pick(config.batch_size, r.batch_size)),
+        milestones=tuple(int(m) for m in pick(config.milestones, r.milestones)),
+        seed=int(pick(config.seed, r.seed)), eval_every_steps=int(pick(config.eval_every_steps, r.eval_every_steps)),
+        weight_decay=r.weight_decay, gamma=r.gamma, contrast_weight=r.contrast_weight,
+        balanced=r.balanced, select_metric=r.select_metric,
+    )
+    problems = [f"{name} must be {rule}, got {value}" for name, value, ok, rule in (
+        ("epochs", recipe.epochs, recipe.epochs >= 1, ">= 1"),
+        ("lr", recipe.lr, recipe.lr > 0 and np.isfinite(recipe.lr), "a positive number"),
+        ("batch_size", recipe.batch_size, recipe.batch_size >= 1, ">= 1"),
+        ("eval_every_steps", recipe.eval_every_steps, recipe.eval_every_steps >= 0, ">= 0"),
+        ("milestones", recipe.milestones, all(m >= 1 for m in recipe.milestones), "positive epochs"),
+        ("max_steps", config.max_steps, config.max_steps is None or config.max_steps >= 0, ">= 0"),
+        ("warmup_steps", config.warmup_steps, config.warmup_steps >= 0, ">= 0"),
+        ("ema_decay", config.ema_decay, 0.0 <= config.ema_decay < 1.0, "in [0, 1)"),
+        ("num_workers", config.num_workers, config.num_workers >= 0, ">= 0"),
+    ) if not ok]
+    if problems:
+        raise TrainError("bad training options: " + "; ".join(problems))
+    return recipe
+
+
+# --------------------------------------------------------------------------- inputs
+
+def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -> tuple[FeatureClips, EvalSet | None]:
+    """Read and check the training set and the test set; one `DataError` lists every problem."""
+    recipe = effective_recipe(config)
+    problems: list[str] = []
+
+    def collect(err: data.DataError, where: str) -> None:
+        problems.extend(f"{where}: {p}" for p in (err.problems or [err.summary]))
+
+    train_set = None
+    where = f"train list {config.train_list}"
+    if not config.train_list:
+        problems.append("no train list given")
+    else:
+        try:
+            entries = read_train_entries(config.train_list, config.preset, root=config.data_root,
+                                         check_labels=False)
+            n_before = len(problems)
+            for entry in entries:     # labels and files checked separately, so both are reported
+                try:
+                    data.parse_label(entry.label, config.preset)
+                except data.DataError as err:
+                    problems.append(f"{where}: {entry.path.name}: {err}")
+            try:
+                data.validate_features(entries, dim=dim)
+            except data.DataError as err:
+                collect(err, where)
+            if len(problems) == n_before:
+                train_set = FeatureClips(entries, config.preset, visual_length)
+                problems.extend(f"{where}: {p}" for p in check_batching(train_set.is_normal, recipe.batch_size,
+                                                                          recipe.balanced))
+        except data.DataError as err:
+            collect(err, where)
+    eval_set = None
+    if config.test_list:
+        if not config.annotations:
+            problems.append(f"test list {config.test_list}: annotations are needed to evaluate")
+        else:
+            try:
+                eval_set = load_eval_set(config.test_list, config.annotations, preset=config.preset,
+                                         dim=dim, root=config.data_root)
+            except data.DataError as err:
+                collect(err, f"test list {config.test_list}")
+            except OSError as err:
+                problems.append(f"annotations {config.annotations}: {err}")
+    if problems:
+        raise data.DataError(f"training input: {len(problems)} problem(s)", problems)
+    return train_set, eval_set
+
+
+def _build_model(config: TrainConfig, device: str) -> VadCLIP:
+    """The starting model: `init` (official .pth or ours) or a fresh adapter on `config.clip`."""
+    if config.init is None:
+        return build_model(config.preset, clip=config.clip, device=device)
+    model = load_model(config.init, preset=config.preset, device=device)
+    if model.config.preset != config.preset:
+        raise TrainError(f"{config.init}: a {model.config.preset!r} checkpoint, but preset is {config.preset!r}")
+    return model
+
+
+# --------------------------------------------------------------------------- one step
+
+def _float_output(out: VadCLIPOutput) -> VadCLIPOutput:
+    return VadCLIPOutput(*(t.float() for t in (out.text_features, out.logits_c, out.logits_a, out.visual_features)))
+
+
+def train_step(model: VadCLIP, optimizer: torch.optim.Optimizer, features: torch.Tensor, multi_hot: torch.Tensor,
+               lengths: torch.Tensor, class_names: list[str], contrast_weight: float,
+               amp_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """One optimizer step on a batch (features [B, T, D], multi_hot [B, C], lengths [B]); the losses."""
+    with torch.autocast(device_type=features.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        out = model(features, lengths, class_names)
+    losses = total_loss(_float_output(out), lengths, multi_hot, contrast_weight)
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    optimizer.step()
+    return {name: value.detach().item() for name, value in losses.items()}
+
+
+def make_optimizer(model: VadCLIP, recipe: Recipe) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.MultiStepLR]:
+    """AdamW over the adapter and prompt parameters, MultiStepLR stepped once per epoch."""
+    optimizer = torch.optim.AdamW(model.adapter_parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(recipe.milestones), gamma=recipe.gamma)
+    return optimizer, scheduler
+
+
+def seed_everything(seed: int) -> None:
+    """The official `setup_seed`: python, numpy and torch generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- run folder
+
+def _config_record(config: TrainConfig) -> dict:
+    """The config as JSON-able values, paths made absolute (for run.json and resume checks)."""
+    record = asdict(config)
+    for key in ("train_list", "test_list", "out_dir", "init", "data_root"):
+        if record[key]:
+            record[key] = str(Path(record[key]).resolve())
+    if isinstance(record["annotations"], str):
+        record["annotations"] = [record["annotations"]]
+    if record["annotations"]:
+        record["annotations"] = [str(Path(a).resolve()) for a in record["annotations"]]
+    if record["clip"] not in ("openai", "random") and Path(record["clip"]).exists():
+        record["clip"] = str(Path(record["clip"]).resolve())
+    if record["milestones"] is not None:
+        record["milestones"] = list(record["milestones"])
+    return record
+
+
+def _prepare_out_dir(out_dir: Path, config: TrainConfig, recipe: Recipe) -> dict | None:
+    """Refuse to overwrite another run's checkpoints; on resume, the saved state (None: fresh start)."""
+    existing = [name for name in (BEST, LAST, STATE) if (out_dir / name).exists()]
+    if not config.resume:
+        if existing:
+            raise TrainError(f"{out_dir} already holds {', '.join(existing)}; pass resume=True (--resume) "
+                             f"to continue that run, or choose another output folder")
+        return None
+    if not (out_dir / STATE).is_file():
+        if existing:
+            raise TrainError(f"{out_dir}: cannot resume, {STATE} is missing (found {', '.join(existing)})")
+        return None
+    try:
+        state = torch.load(out_dir / STATE, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise TrainError(f"{out_dir / STATE}: unreadable training state ({err})") from None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise TrainError(f"{out_dir / STATE}: not a training state of this vadclip version")
+    saved = json.loads(state["config"])
+    now = _config_record(config)
+    changed = [f"{k} ({saved.get(k)!r} -> {now[k]!r})" for k in now
+               if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
+    if changed:
+        raise TrainError(f"{out_dir}: cannot resume with different settings: {'; '.join(changed)}")
+    saved_recipe = {k: v for k, v in json.loads(state["recipe"]).items() if k != "epochs"}
+    now_recipe = {k: v for k, v in json.loads(json.dumps(asdict(recipe))).items() if k != "epochs"}
+    if saved_recipe != now_recipe:
+        raise TrainError(f"{out_dir}: cannot resume, the preset's recipe changed since the run started")
+    return state
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {"python": random.getstate(), "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                                                    *np_state[2:]), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+
+
+def _adapter_tensors(path: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in load_state_dict_file(path).items() if not k.startswith("clipmodel.")}
+
+
+def _clone(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in tensors.items()}
+
+
+class _Log:
+    """metrics.jsonl plus the caller's `on_progress`."""
+
+    def __init__(self, path: Path, on_progress: Callable[[dict], None] | None, keep_until_step: int | None):
+        self.path = path
+        self.on_progress = on_progress
+        if keep_until_step is None:
+            path.write_text("")
+        elif path.is_file():   # resuming: drop what was logged after the saved state
+            lines = [l for l in path.read_text().splitlines() if l.strip()]
+            kept = [l for l in lines if json.loads(l).get("step", 0) <= keep_until_step]
+            path.write_text("".join(l + "\n" for l in kept))
+
+    def __call__(self, event: dict, to_file: bool = True) -> None:
+        if to_file:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({**event, "time": time.time()}) + "\n")
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+
+# --------------------------------------------------------------------------- training
+
+def train(config: TrainConfig, on_progress: Callable[[dict], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Train VadCLIP with the official recipe; see the module docstring for outputs and resume.
+
+    `on_progress` receives plain dicts: ``{"kind": "step", ...}``, ``{"kind": "eval", ...}``,
+    ``{"kind": "log", "message"}`` and ``{"kind": "done", ...}``. `should_stop()` is checked before
+    every step; when it returns True the run saves ``last.safetensors`` and its state (resumable)
+    and returns with ``cancelled=True``.
+    """
+    started = time.perf_counter()
+    should_stop = should_stop or (lambda: False)
+    recipe = effective_recipe(config)
+    out_dir = Path(config.out_dir)
+    state = _prepare_out_dir(out_dir, config, recipe)
+    device = resolve_device(config.device)
+    preset = get_preset(config.preset)
+    train_set, eval_set = load_inputs(config, dim=preset.model.visual_width,
+                                      visual_length=preset.model.visual_length)
+
+    seed_everything(recipe.seed)
+    if state is None:
+        model = _build_model(config, device)
+    else:
+        model = load_checkpoint(out_dir / LAST, device=device)
+        if model.checkpoint_metadata.get("step") != state["step"]:
+            raise TrainError(f"{out_dir}: {LAST} (step {model.checkpoint_metadata.get('step')}) and "
+                             f"{STATE} (step {state['step']}) disagree; the run was interrupted while saving")
+    if model.config.visual_length != train_set.visual_length:
+        train_set.visual_length = model.config.visual_length
+    class_names = list(model.config.class_names)
+    optimizer, scheduler = make_optimizer(model, recipe)
+    amp_dtype = torch.bfloat16 if (config.amp and device.startswith("cuda") and torch.cuda.is_bf16_supported()) else None
+
+    # Counters and the best checkpoint so far (restored on resume).
+    epoch, batch_in_epoch, step, elapsed_before = 0, 0, 0, 0.0
+    best_value, best_metrics, best_weights, last_metrics = None, {}, None, None
+    ema = _clone(model.adapter_state_dict()) if config.ema_decay > 0 else None
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler_state = dict(state["scheduler"])
+        scheduler_state["milestones"] = Counter({int(k): v for k, v in scheduler_state["milestones"].items()})
+        scheduler.load_state_dict(scheduler_state)
+        _set_rng_state(state["rng"])
+        epoch, batch_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
+        elapsed_before = state["elapsed_s"]
+        best_value, best_metrics = state["best_value"], json.loads(state["best_metrics"])
+        if best_value is not None:
+            best_weights = _adapter_tensors(out_dir / BEST)
+        if ema is not None:
+            ema = {k: v.to(device) for k, v in state["ema"].items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = _Log(out_dir / METRICS, on_progress, keep_until_step=None if state is None else step)
+    if state is None:
+        with atomic_write(out_dir / RUN) as tmp:
+            tmp.write_text(json.dumps({"config": _config_record(config), "recipe": asdict(recipe),
+                                       "clip": model.clip_info.source,
+                                       "random_weights": model.clip_info.random_weights}, indent=2))
+    if model.clip_info.random_weights:
+        log({"kind": "log", "message": "WARNING: " + model.clip_info.label})
+
+    steps_per_epoch = len(epoch_batches(train_set.is_normal, recipe.batch_size, recipe.balanced, recipe.seed, 0))
+    total_steps = recipe.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    log({"kind": "log", "message": f"{'resuming at step ' + str(step) if state else 'training'}: "
+                                   f"{len(train_set)} files, {steps_per_epoch} steps/epoch, {recipe.epochs} "
+                                   f"epochs, device {device}, select {recipe.select_metric}"})
+
+    def averaged(fn):
+        """Run fn with the EMA weights in the model (when EMA is on)."""
+        if ema is None:
+            return fn()
+        raw = _clone(model.adapter_state_dict())
+        model.load_state_dict(ema, strict=False)
+        try:
+            return fn()
+        finally:
+            model.load_state_dict(raw, strict=False)
+
+    def metadata(kind: str, metrics: dict | None = None) -> dict:
+        return {"kind": kind, "preset": config.preset, "epoch": epoch, "step": step, "metrics": metrics,
+                "select_metric": recipe.select_metric, "best_value": best_value,
+                "train_list": str(Path(config.train_list).resolve()), "recipe": asdict(recipe)}
+
+    def run_evaluation() -> None:
+        nonlocal best_value, best_metrics, best_weights, last_metrics
+        metrics = last_metrics = averaged(lambda: evaluate(model, eval_set).as_dict())
+        value = metrics[recipe.select_metric]
+        better = value is not None and np.isfinite(value) and (best_value is None or value > best_value)
+        if better:
+            best_value, best_metrics = float(value), metrics
+            best_weights = _clone(ema if ema is not None else model.adapter_state_dict())
+            averaged(lambda: save_checkpoint(model, out_dir / BEST, metadata("best", metrics)))
+        log({"kind": "eval", "step": step, "epoch": epoch, "metrics": metrics, "best": bool(better)})
+        shown = "n/a" if value is None else f"{value:.4f}"
+        bar.write(f"eval at step {step}: {recipe.select_metric} = {shown}" + (" (best)" if better else ""))
+
+    def save_last() -> None:
+        """last.safetensors, then train_state.pt (resume checks that their steps agree)."""
+        save_checkpoint(model, out_dir / LAST, metadata("last", last_metrics))
+        if eval_set is None:   # no evaluation: the last checkpoint is the best
+            averaged(lambda: save_checkpoint(model, out_dir / BEST, metadata("best")))
+        scheduler_state = scheduler.state_dict()
+        scheduler_state["milestones"] = {int(k): int(v) for k, v in scheduler_state["milestones"].items()}
+        train_state = {
+            "version": STATE_VERSION, "config": json.dumps(_config_record(config)),
+            "recipe": json.dumps(asdict(recipe)), "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+            "step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler_state,
+            "rng": _rng_state(), "best_value": best_value, "best_metrics": json.dumps(best_metrics),
+            "ema": ema, "elapsed_s": elapsed_before + time.perf_counter() - started,
+        }
+        with atomic_write(out_dir / STATE) as tmp:
+            torch.save(train_state, tmp)
+
+    cancelled = stopped = False
+    step_time, steps_here = 0.0, 0
+    bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="train", unit="step", dynamic_ncols=True)
+    try:
+        while epoch < recipe.epochs:
+            if config.max_steps is not None and step >= config.max_steps:
+                stopped = True
+                if not (out_dir / LAST).is_file():
+                    save_last()
+                break
+            model.train()
+            batches = epoch_batches(train_set.is_normal, recipe.batch_size, recipe.balanced, recipe.seed, epoch)
+            evaluated_at = None
+            for features, targets, lengths in batch_loader(train_set, batches[batch_in_epoch:], config.num_workers):
+                if config.max_steps is not None and step >= config.max_steps:
+                    stopped = True
+                    break
+                if should_stop():
+                    cancelled = True
+                    break
+                warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+                for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+                    group["lr"] = lr * warm
+                t = time.perf_counter()
+                losses = train_step(model, optimizer, features.to(device), targets.to(device), lengths.to(device),
+                                    class_names, recipe.contrast_weight, amp_dtype)
+                step_time += time.perf_counter() - t
+                step, batch_in_epoch, steps_here = step + 1, batch_in_epoch + 1, steps_here + 1
+                if ema is not None:
+                    with torch.no_grad():
+                        for name, value in model.adapter_state_dict().items():
+                            ema[name].lerp_(value, 1.0 - config.ema_decay)
+                rate = steps_here / step_time
+                log({"kind": "step", "step": step, "epoch": epoch, "total_steps": total_steps, **losses,
+                     "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate})
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses['loss']:.4f}", steps_per_s=f"{rate:.2f}", epoch=epoch + 1)
+                if eval_set is not None and recipe.eval_every_steps and step % recipe.eval_every_steps == 0:
+                    run_evaluation()
+                    evaluated_at = step
+            if cancelled or stopped:
+                save_last()
+                break
+            # End of the epoch: schedule, evaluate, reload the best weights (official), save.
+            for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+                group["lr"] = lr
+            scheduler.step()
+            epoch, batch_in_epoch = epoch + 1, 0
+            if eval_set is not None and evaluated_at != step:
+                run_evaluation()
+            if best_weights is not None:
+                model.load_state_dict(best_weights, strict=False)
+                if ema is not None:
+                    ema = _clone(best_weights)
+            save_last()
+            log({"kind": "log", "message": f"epoch {epoch}/{recipe.epochs} done at step {step}"})
+    finally:
+        bar.close()
+
+    best_path = out_dir / BEST if (out_dir / BEST).is_file() else out_dir / LAST
+    result = TrainResult(out_dir=out_dir, best_path=best_path, last_path=out_dir / LAST,
+                         select_metric=recipe.select_metric, best_value=best_value, best_metrics=best_metrics,
+                         epochs_done=epoch, steps=step, cancelled=cancelled,
+                         elapsed_s=elapsed_before + time.perf_counter() - started)
+    with atomic_write(out_dir / REPORT) as tmp:
+        tmp.write_text(json.dumps({**result.to_dict(), "recipe": asdict(recipe),
+                                   "stopped_at_max_steps": stopped}, indent=2))
+    log({"kind": "done", **result.to_dict()})
+    return result
+
+
+# --------------------------------------------------------------------------- CLI
+
+def _milestones(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(m) for m in text.replace(" ", "").split(",") if m)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"milestones must be comma-separated epochs like 4,8, got {text!r}") from None
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train on cached CLIP features with the official recipe",
+        description="Train VadCLIP on snippet features (official recipe; options left out take the "
+                    "preset's values). Writes best/last.safetensors, train_state.pt, run.json, "
+                    "metrics.jsonl and report.json to --out.")
+    p.add_argument("--preset", default="xd", choices=["xd", "ucf"])
+    p.add_argument("--train-list", required=True, help="CSV path,label, or a folder <root>/<Class>/<video>.npy")
+    p.add_argument("--test-list", help="CSV path,label of the test videos (evaluation and model selection)")
+    p.add_argument("--annotations", action="append", help="official annotation file of the test list (repeatable)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--clip", default="openai", help="CLIP source for the text tower (openai, random, a file)")
+    p.add_argument("--init", help="start from this checkpoint (official .pth or ours)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--milestones", type=_milestones, help='epochs where the lr drops x0.1, e.g. "4,8" ("" for none)')
+    p.add_argument("--seed", type=int)
+    p.add_argument("--eval-every", type=int, dest="eval_every_steps", help="also evaluate every N steps (0: per epoch)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=2, dest="num_workers", help="data loader processes")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from train_state.pt")
+    p.add_argument("--max-steps", type=int, help="stop (resumably) after this many steps")
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear lr warm-up steps (default 0, as official)")
+    p.add_argument("--ema", type=float, default=0.0, dest="ema_decay", help="EMA decay of the weights (default 0: off)")
+    p.add_argument("--data-root", help="refuse feature paths that resolve outside this folder")
+    p.add_argument("--no-amp", action="store_false", dest="amp", help="no bfloat16 autocast on CUDA")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    names = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    config = TrainConfig(**values, out_dir=args.out)
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        print("\nstopping after this step (Ctrl-C again to abort)...", flush=True)
+
+    def on_progress(event: dict) -> None:
+        if event["kind"] == "log":
+            tqdm.write(event["message"])
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = train(config, on_progress=on_progress, should_stop=lambda: bool(interrupted))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    state = "cancelled" if result.cancelled else "done"
+    best = "n/a" if result.best_value is None else f"{result.best_value:.4f}"
+    print(f"{state}: {result.steps} steps, {result.epochs_done} epochs, best {result.select_metric} = {best}, "
+          f"{result.elapsed_s:.1f} s")
+    print(f"best checkpoint: {result.best_path}")
+    return 0
