@@ -1,0 +1,106 @@
+"""The app's settings, read once from environment variables (or CLI flags) into `AppConfig`.
+
+| variable | default | what |
+|---|---|---|
+| `VADCLIP_MODELS_DIR` | `./models` | checkpoints offered in the model choice; training runs are written here |
+| `VADCLIP_DATA_DIR` | `./data` | the app's own files: review database, feature cache, exports |
+| `VADCLIP_DATA_ROOT` | `$VADCLIP_DATA_DIR` | where the Train tab looks for feature lists (`*.csv`) and annotations |
+| `VADCLIP_DB_URL` | `sqlite:///$VADCLIP_DATA_DIR/reviews.sqlite` | any SQLAlchemy database URL for review decisions |
+| `VADCLIP_CLIP` | `openai` | CLIP for zero-shot scoring (`openai`, `random`, a file, or `NAME:TAG`) |
+| `VADCLIP_DEVICE` | `auto` | `auto` (GPU when present), `cpu`, `cuda`, `cuda:1`, ... |
+| `VADCLIP_MAX_UPLOAD_MB` | `200` | largest upload accepted |
+| `VADCLIP_MAX_VIDEO_S` | `600` | longest video analysed, in seconds |
+| `VADCLIP_CONCURRENCY` | `1` | analyses / trainings running at once (they share the GPU) |
+| `VADCLIP_QUEUE_SIZE` | `16` | requests waiting in the queue before new ones are refused |
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything the app needs to know about its environment."""
+
+    models_dir: Path = Path("models")
+    data_dir: Path = Path("data")
+    data_root: Path | None = None          # None: data_dir
+    db_url: str | None = None              # None: SQLite file in data_dir
+    clip: str = "openai"
+    device: str = "auto"
+    max_upload_mb: float = 200.0
+    max_video_s: float = 600.0
+    concurrency: int = 1
+    queue_size: int = 16
+    assets_dir: Path = field(default=ASSETS_DIR)
+
+    def __post_init__(self):
+        if self.max_upload_mb <= 0 or self.max_video_s <= 0:
+            raise ValueError("upload and duration limits must be positive")
+        if self.concurrency < 1 or self.queue_size < 1:
+            raise ValueError("concurrency and queue size must be at least 1")
+
+    @property
+    def training_root(self) -> Path:
+        """Folder scanned for feature lists and annotation files."""
+        return self.data_root if self.data_root is not None else self.data_dir
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.data_dir / 'reviews.sqlite').resolve()}"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Feature cache (features of uploaded videos, keyed by content hash)."""
+        return self.data_dir / "feature_cache"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "AppConfig":
+        """Settings from `VADCLIP_*` environment variables (see the module docstring)."""
+        env = os.environ if env is None else env
+        get = env.get
+        root = get("VADCLIP_DATA_ROOT")
+        try:
+            return cls(
+                models_dir=Path(get("VADCLIP_MODELS_DIR", "models")),
+                data_dir=Path(get("VADCLIP_DATA_DIR", "data")),
+                data_root=Path(root) if root else None,
+                db_url=get("VADCLIP_DB_URL") or None,
+                clip=get("VADCLIP_CLIP", "openai"),
+                device=get("VADCLIP_DEVICE", "auto"),
+                max_upload_mb=float(get("VADCLIP_MAX_UPLOAD_MB", 200)),
+                max_video_s=float(get("VADCLIP_MAX_VIDEO_S", 600)),
+                concurrency=int(get("VADCLIP_CONCURRENCY", 1)),
+                queue_size=int(get("VADCLIP_QUEUE_SIZE", 16)),
+            )
+        except ValueError as e:
+            raise ValueError(f"bad VADCLIP_* environment variable: {e}") from None
+
+    def with_args(self, args: argparse.Namespace) -> "AppConfig":
+        """These settings overridden by the CLI flags that were given (see `add_arguments`)."""
+        given = {f.name: getattr(args, f.name) for f in fields(self)
+                 if getattr(args, f.name, None) is not None}
+        for name in ("models_dir", "data_dir", "data_root"):
+            if name in given:
+                given[name] = Path(given[name])
+        return replace(self, **given)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI flags mirroring the environment variables (a flag wins over its variable)."""
+    parser.add_argument("--models-dir", dest="models_dir", help="checkpoints folder (VADCLIP_MODELS_DIR)")
+    parser.add_argument("--data-dir", dest="data_dir", help="app data folder (VADCLIP_DATA_DIR)")
+    parser.add_argument("--data-root", dest="data_root", help="feature lists for training (VADCLIP_DATA_ROOT)")
+    parser.add_argument("--db-url", dest="db_url", help="SQLAlchemy URL for reviews (VADCLIP_DB_URL)")
+    parser.add_argument("--clip", help="CLIP for zero-shot: openai, random, a file, NAME:TAG (VADCLIP_CLIP)")
+    parser.add_argument("--device", help="auto, cpu, cuda, ... (VADCLIP_DEVICE)")
+    parser.add_argument("--max-upload-mb", dest="max_upload_mb", type=float, help="(VADCLIP_MAX_UPLOAD_MB)")
+    parser.add_argument("--max-video-s", dest="max_video_s", type=float, help="(VADCLIP_MAX_VIDEO_S)")
+    parser.add_argument("--concurrency", type=int, help="(VADCLIP_CONCURRENCY)")
+    parser.add_argument("--queue-size", dest="queue_size", type=int, help="(VADCLIP_QUEUE_SIZE)")

@@ -1,0 +1,198 @@
+"""Training from the app: feature lists under the data root, one background run at a time.
+
+`Trainer.start(config)` runs `vadclip.train.train` in a daemon thread and records its progress
+events; the UI polls `Trainer.snapshot()` (a gr.Timer) for curves and logs, and `cancel()` asks the
+run to stop at the next step (`should_stop`). The finished run folder (best.safetensors, ...) is
+written into the models folder, so it appears in the model choice.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from vadclip.paths import PathEscapeError, confine
+from vadclip.train import TrainConfig, TrainResult, train
+
+MAX_LISTED = 500           # feature lists / annotation files offered in the dropdowns
+MAX_LOG_LINES = 400
+
+
+def list_files(root: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """Files under `root` (recursively, hidden folders skipped) with one of `suffixes`, as paths
+    relative to `root`, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in suffixes:
+            continue
+        if path.is_file() and confine_or_none(rel, root) is not None:
+            found.append(rel.as_posix())
+            if len(found) >= MAX_LISTED:
+                break
+    return found
+
+
+def confine_or_none(path: str | Path, root: Path) -> Path | None:
+    try:
+        return confine(path, root)
+    except PathEscapeError:
+        return None
+
+
+def resolve_in_root(choice: str | None, root: Path, what: str, required: bool = True) -> Path | None:
+    """A user's choice of file, resolved inside `root`; ValueError if missing or outside it."""
+    if not choice:
+        if required:
+            raise ValueError(f"choose a {what}")
+        return None
+    path = confine(choice, root)            # PathEscapeError (a ValueError) names the path
+    if not path.is_file():
+        raise ValueError(f"{what} {choice!r} does not exist under the data root")
+    return path
+
+
+def run_folder_name(preset: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"run-{preset}-{now.strftime('%Y%m%d-%H%M%S')}"
+
+
+@dataclass
+class TrainingJob:
+    """One training run: its settings, progress events, log and outcome."""
+
+    config: TrainConfig
+    stop: threading.Event = field(default_factory=threading.Event)
+    events: list[dict] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    result: TrainResult | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    @property
+    def state(self) -> str:
+        if self.running:
+            return "stopping" if self.stop.is_set() else "running"
+        if self.error:
+            return "failed"
+        if self.result is not None and self.result.cancelled:
+            return "cancelled"
+        return "finished" if self.result is not None else "starting"
+
+
+@dataclass(frozen=True)
+class TrainingSnapshot:
+    """A copy of a job's progress that the UI can render without holding locks."""
+
+    state: str
+    events: list[dict]
+    log: str
+    checkpoint: Path | None
+    out_dir: Path | None
+    elapsed_s: float
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "stopping", "starting")
+
+
+class Trainer:
+    """Runs at most one training at a time in a background thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.job: TrainingJob | None = None
+
+    def start(self, config: TrainConfig) -> TrainingJob:
+        with self._lock:
+            if self.job is not None and self.job.running:
+                raise ValueError("a training is already running; cancel it or wait for it to finish")
+            job = TrainingJob(config=config)
+            job.thread = threading.Thread(target=self._run, args=(job,), daemon=True,
+                                          name="vadclip-train")
+            self.job = job
+            job.thread.start()
+        return job
+
+    def _run(self, job: TrainingJob) -> None:
+        def on_progress(event: dict) -> None:
+            with self._lock:
+                job.events.append(dict(event))
+                line = format_event(event)
+                if line:
+                    job.log.append(line)
+                    del job.log[:-MAX_LOG_LINES]
+
+        try:
+            job.result = train(job.config, on_progress=on_progress, should_stop=job.stop.is_set)
+        except Exception as e:  # reported in the page; the traceback goes to the server log
+            traceback.print_exc()
+            job.error = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
+            with self._lock:
+                job.log.append(f"error: {job.error}")
+        finally:
+            job.finished = time.time()
+
+    def cancel(self) -> bool:
+        """Ask the running job to stop; True if one was running."""
+        job = self.job
+        if job is None or not job.running:
+            return False
+        job.stop.set()
+        return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        job = self.job
+        if job is not None and job.thread is not None:
+            job.thread.join(timeout)
+
+    def snapshot(self) -> TrainingSnapshot | None:
+        job = self.job
+        if job is None:
+            return None
+        with self._lock:
+            events, log = list(job.events), "\n".join(job.log)
+        result = job.result
+        checkpoint = None
+        if result is not None:
+            checkpoint = result.best_path or result.last_path
+        end = job.finished or time.time()
+        return TrainingSnapshot(state=job.state, events=events, log=log,
+                                checkpoint=Path(checkpoint) if checkpoint else None,
+                                out_dir=Path(job.config.out_dir), elapsed_s=end - job.started)
+
+
+def format_event(event: dict) -> str:
+    """One log line for a progress event of `vadclip.train.train`."""
+    kind = event.get("kind")
+    step = event.get("step", "?")
+    if kind == "step":
+        total = event.get("total_steps")
+        loss = event.get("loss")
+        lr = event.get("lr")
+        epoch = event.get("epoch")
+        return (f"step {step}/{total or '?'}  epoch {epoch + 1 if isinstance(epoch, int) else '?'}"
+                + (f"  loss {loss:.4f}" if isinstance(loss, (int, float)) else "")
+                + (f"  lr {lr:.2e}" if isinstance(lr, (int, float)) else ""))
+    if kind == "eval":
+        metrics = event.get("metrics") or {}
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                          if isinstance(v, (int, float)) and k not in ("n_videos", "random_weights"))
+        return f"eval at step {step}: {shown}"
+    if kind == "done":
+        return "done" + (f": {event['message']}" if event.get("message") else "")
+    if kind == "log":
+        return str(event.get("message", ""))
+    return ""

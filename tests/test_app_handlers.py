@@ -1,0 +1,462 @@
+"""The app's handlers (app/handlers.py) without a browser: analyse, re-score, review, export,
+models, training, and bad inputs, on the fixture checkpoint's small CLIP and tiny videos."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videos import write_corrupted, write_text, write_truncated, write_video
+
+from app import handlers as h
+from app.config import AppConfig
+from app.models import ZERO_SHOT
+from app.review_db import ReviewStore
+from app.state import Session
+from vadclip.clip_backbone import ClipError
+from vadclip.results import DetectionParams
+from vadclip.safe_load import CheckpointError
+from vadclip.video import VideoError, probe
+
+SHARED_TOOLS = Path(__file__).resolve().parents[2] / "shared" / "tools"
+XD_ANOMALIES = "fighting\nshooting\nriot\nabuse\ncar accident\nexplosion"
+PARAMS = DetectionParams(threshold=0.5, branch="c", min_gap_s=1.0, min_duration_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def app_dirs(tmp_path_factory, official_dir):
+    root = tmp_path_factory.mktemp("app")
+    (root / "models").mkdir()
+    shutil.copy(official_dir / "official_xd.pth", root / "models" / "official_xd.pth")
+    write_video(root / "clip.mp4", n_frames=200, width=64, height=48, fps=25)      # 8 s
+    return root
+
+
+def make_config(root: Path, **overrides) -> AppConfig:
+    base = AppConfig(models_dir=root / "models", data_dir=root / "data", data_root=root / "training",
+                     clip=str(root / "models" / "official_xd.pth"), device="cpu", max_video_s=30)
+    return replace(base, **overrides)
+
+
+@pytest.fixture(scope="module")
+def ctx(app_dirs):
+    context = h.AppContext.create(make_config(app_dirs))
+    yield context
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def checkpoint_key(ctx):
+    return h.model_choices(ctx, Session())[0].key
+
+
+@pytest.fixture(scope="module")
+def analysed(ctx, app_dirs, checkpoint_key):
+    stages = []
+    session = h.analyse(ctx, Session(), str(app_dirs / "clip.mp4"), "normal", XD_ANOMALIES,
+                        checkpoint_key, "auto", 4, PARAMS,
+                        on_progress=lambda stage, fraction: stages.append((stage, fraction)))
+    return session, stages
+
+
+# ------------------------------------------------------------------------------- vocabulary
+
+def test_parse_vocabulary_keeps_normal_at_index_0():
+    assert h.parse_vocabulary("normal", " fighting \n\nriot\n") == ["normal", "fighting", "riot"]
+    assert h.parse_vocabulary("", "fighting") == ["normal", "fighting"]
+    assert h.parse_vocabulary("peaceful", "fighting")[0] == "peaceful"
+    assert h.vocabulary_boxes(["normal", "a", "b"]) == ("normal", "a\nb")
+
+
+@pytest.mark.parametrize("normal, anomalies, message", [
+    ("normal", "", "vocabulary is empty"),
+    ("normal", " \n \n", "vocabulary is empty"),
+    ("normal", "fight\nFight", "duplicate"),
+    ("normal", "Normal\nfight", "duplicate"),
+])
+def test_bad_vocabularies(normal, anomalies, message):
+    with pytest.raises(h.AppError, match=message):
+        h.parse_vocabulary(normal, anomalies)
+
+
+def test_vocabulary_presets_loaded(ctx):
+    assert ctx.vocabularies["XD-Violence"][0] == "normal"
+    assert len(ctx.vocabularies["UCF-Crime"]) == 14
+
+
+# ------------------------------------------------------------------------------- models
+
+def test_model_scan_lists_checkpoints_then_zero_shot(ctx):
+    choices = h.model_choices(ctx, Session())
+    assert [c.kind for c in choices] == ["official", "zeroshot"]
+    assert choices[0].key.endswith("official_xd.pth") and choices[-1].key == ZERO_SHOT
+    assert h.default_model(choices) == choices[0].key
+
+
+def test_upload_checkpoint(ctx, app_dirs, official_dir, tmp_path):
+    upload = tmp_path / "my_model.pth"
+    shutil.copy(official_dir / "official_xd.pth", upload)
+    session = Session()
+    key = h.upload_model(ctx, session, str(upload))
+    assert Path(key).parent == (app_dirs / "models").resolve() and Path(key).is_file()
+    assert key in [c.key for c in h.model_choices(ctx, session)]
+    assert ctx.registry.get(key, "auto", "cpu").preset == "xd"
+    Path(key).unlink()
+
+
+def test_upload_rejects_non_checkpoints(ctx, app_dirs, tmp_path):
+    before = sorted(p.name for p in (app_dirs / "models").iterdir())
+    fake = write_text(tmp_path / "fake.pth")
+    with pytest.raises(CheckpointError):
+        h.upload_model(ctx, Session(), str(fake))
+    with pytest.raises(h.AppError, match="not a checkpoint"):
+        h.upload_model(ctx, Session(), str(write_text(tmp_path / "notes.txt")))
+    with pytest.raises(h.AppError, match="choose a checkpoint"):
+        h.upload_model(ctx, Session(), None)
+    assert sorted(p.name for p in (app_dirs / "models").iterdir()) == before
+
+
+def test_clip_that_cannot_load_is_a_clear_error(app_dirs, monkeypatch):
+    import app.models
+
+    def offline(source, device="cpu"):
+        raise ClipError(f"could not load CLIP ViT-B-16/{source} through open_clip (no network)")
+
+    monkeypatch.setattr(app.models, "load_clip", offline)
+    context = h.AppContext.create(make_config(app_dirs, clip="openai", data_dir=app_dirs / "data-openai"))
+    with pytest.raises(ValueError, match="could not load CLIP ViT-B-16/openai"):
+        h.analyse(context, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting", ZERO_SHOT,
+                  "auto", 4, PARAMS)
+    context.close()
+
+
+# ------------------------------------------------------------------------------- analysis
+
+def test_analyse_scores_video_and_queues_segments(ctx, analysed):
+    session, stages = analysed
+    scores = session.scores
+    assert scores.video == "clip.mp4" and scores.n_snippets == 200 // 16
+    assert scores.class_names == ["normal", *XD_ANOMALIES.splitlines()]
+    assert scores.fine.shape == (12, 7) and scores.samples_per_snippet == 4
+    assert not scores.random_weights
+    assert session.features.shape == (12, 512)
+    assert [s for s, _ in stages][:2] == ["loading the model", "reading the video"]
+    assert any(s.startswith("encoding") for s, _ in stages)
+    assert len(session.review_ids) == len(scores.segments)
+    rows = h.segment_rows(ctx, session)
+    assert len(rows) == len(scores.segments)
+    assert all(row[-1] == "pending" for row in rows)
+    assert "clip.mp4" in h.summary_markdown(scores)
+
+
+def test_rescore_with_new_vocabulary_reuses_features(ctx, analysed, checkpoint_key, monkeypatch):
+    session, _ = analysed
+    monkeypatch.setattr(h, "cached_video_features",
+                        lambda *a, **k: pytest.fail("re-scoring must not decode the video"))
+    start = time.perf_counter()
+    new = h.rescore(ctx, session, "normal", "explosion\nfire\nsmoke", checkpoint_key, "auto", PARAMS)
+    elapsed = time.perf_counter() - start
+    assert new.scores.class_names == ["normal", "explosion", "fire", "smoke"]
+    assert new.scores.fine.shape == (12, 4)
+    assert new.scores.extras["features_cached"] is True
+    assert new.features is session.features
+    assert elapsed < 5.0
+
+
+def test_rescore_with_new_thresholds(ctx, analysed, checkpoint_key):
+    session, _ = analysed
+    everything = h.rescore(ctx, session, "normal", XD_ANOMALIES, checkpoint_key, "auto",
+                           DetectionParams(threshold=0.0, branch="a", min_gap_s=0.0, min_duration_s=0.0))
+    assert len(everything.scores.segments) == 1
+    assert everything.scores.segments[0].start_s == 0.0 and everything.scores.params.branch == "a"
+    nothing = h.rescore(ctx, everything, "normal", XD_ANOMALIES, checkpoint_key, "auto",
+                        DetectionParams(threshold=0.0, min_duration_s=60.0))
+    assert nothing.scores.segments == [] and nothing.review_ids == []
+    np.testing.assert_array_equal(nothing.scores.coarse_c, session.scores.coarse_c)
+
+
+def test_rescore_needs_an_analysis(ctx, checkpoint_key):
+    with pytest.raises(h.AppError, match="analyse a video first"):
+        h.rescore(ctx, Session(), "normal", "fighting", checkpoint_key, "auto", PARAMS)
+
+
+def test_second_analysis_uses_feature_cache(ctx, app_dirs, checkpoint_key, monkeypatch):
+    h.analyse(ctx, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting", checkpoint_key, "xd", 4,
+              PARAMS)                                                  # fills the disk cache
+    calls = []
+    real = h.cached_video_features
+    monkeypatch.setattr(h, "cached_video_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = h.analyse(ctx, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting",
+                      checkpoint_key, "xd", 4, PARAMS)
+    assert calls == [1] and again.scores.extras["features_cached"] is True   # from the disk cache
+    same = h.analyse(ctx, again, str(app_dirs / "clip.mp4"), "normal", "riot",
+                     checkpoint_key, "xd", 4, PARAMS)
+    assert calls == [1] and same.scores.class_names == ["normal", "riot"]    # from the session
+
+
+def test_zero_shot_on_the_checkpoint_clip(ctx, app_dirs):
+    session = h.analyse(ctx, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting\nfire",
+                        ZERO_SHOT, "auto", 2, PARAMS)
+    assert "zero-shot" in session.scores.model
+    np.testing.assert_allclose(session.scores.fine.sum(1), 1.0, atol=1e-5)
+
+
+def test_random_clip_is_flagged(app_dirs, monkeypatch):
+    """Scores from a CLIP with random weights are flagged. (The real random ViT-B-16 is slow on
+    CPU: here the fixture's small CLIP is described as random; the browser test uses the real one.)"""
+    import dataclasses
+
+    import app.models
+    from vadclip.clip_backbone import load_clip
+
+    def fake_random(source, device="cpu"):
+        model, info = load_clip(app_dirs / "models" / "official_xd.pth", device=device)
+        return model, dataclasses.replace(info, source=source, random_weights=True)
+
+    monkeypatch.setattr(app.models, "load_clip", fake_random)
+    context = h.AppContext.create(make_config(app_dirs, clip="random", data_dir=app_dirs / "data-random"))
+    session = h.analyse(context, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting",
+                        ZERO_SHOT, "auto", 1, PARAMS)
+    assert session.scores.random_weights
+    assert "RANDOM" in session.scores.model
+    context.close()
+
+
+def test_segment_preview(ctx, analysed, checkpoint_key):
+    session, _ = analysed
+    session = h.rescore(ctx, session, "normal", XD_ANOMALIES, checkpoint_key, "auto",
+                        DetectionParams(threshold=0.0, min_gap_s=0.0, min_duration_s=0.0))
+    strip, clip, caption = h.segment_preview(session, 0)
+    assert 1 <= len(strip) <= 6 and strip[0][1].endswith(" s")
+    assert probe(clip).n_frames > 0
+    assert caption.startswith("**Segment #1")
+    with pytest.raises(h.AppError, match="no segment #5"):
+        h.segment_preview(session, 4)
+
+
+# ------------------------------------------------------------------------------- bad inputs
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: write_text(d / "notes.mp4"), "notes.mp4: "),
+    (lambda d: write_truncated(d / "cut.mp4", write_video(d / "full.mp4", 100), keep=0.3), "cut.mp4: "),
+    (lambda d: (d / "empty.mp4").write_bytes(b"") or d / "empty.mp4", "empty.mp4: "),
+])
+def test_unreadable_videos_are_refused(ctx, checkpoint_key, tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        h.analyse(ctx, Session(), str(path), "normal", "fighting", checkpoint_key, "auto", 4, PARAMS)
+    with pytest.raises(h.AppError, match="upload a video file"):
+        h.check_video_upload(str(path))
+
+
+def test_corrupted_video_never_crashes(ctx, checkpoint_key, tmp_path):
+    source = write_video(tmp_path / "ok.mp4", 120, width=64, height=48)
+    bad = write_corrupted(tmp_path / "noisy.mp4", source, n_bytes=4000)
+    try:
+        session = h.analyse(ctx, Session(), str(bad), "normal", "fighting", checkpoint_key, "auto", 4, PARAMS)
+    except ValueError as e:              # refused with the file's name, or decoded despite the noise
+        assert "noisy.mp4" in str(e)
+    else:
+        assert session.scores.n_snippets >= 1
+
+
+def test_too_long_video(app_dirs, checkpoint_key):
+    context = h.AppContext.create(make_config(app_dirs, max_video_s=5, data_dir=app_dirs / "data-short"))
+    with pytest.raises(h.AppError, match=r"clip.mp4 is 8.0 s long; this app analyses videos of at most 5 s"):
+        h.analyse(context, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting",
+                  checkpoint_key, "auto", 4, PARAMS)
+    context.close()
+
+
+def test_too_short_video(ctx, checkpoint_key, tmp_path):
+    with pytest.raises(h.AppError, match="at least 16"):
+        h.analyse(ctx, Session(), str(write_video(tmp_path / "short.mp4", 10)), "normal", "fighting",
+                  checkpoint_key, "auto", 4, PARAMS)
+
+
+@pytest.mark.parametrize("model", ["checkpoint", ZERO_SHOT])
+def test_class_name_too_long_for_clip(ctx, app_dirs, checkpoint_key, model):
+    key = checkpoint_key if model == "checkpoint" else model
+    with pytest.raises(ValueError, match="too long"):
+        h.analyse(ctx, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting\n" + "word " * 80,
+                  key, "auto", 4, PARAMS)
+
+
+def test_other_bad_analysis_inputs(ctx, app_dirs, checkpoint_key):
+    clip = str(app_dirs / "clip.mp4")
+    with pytest.raises(h.AppError, match="upload a video"):
+        h.analyse(ctx, Session(), None, "normal", "fighting", checkpoint_key, "auto", 4, PARAMS)
+    with pytest.raises(h.AppError, match="vocabulary is empty"):
+        h.analyse(ctx, Session(), clip, "normal", "", checkpoint_key, "auto", 4, PARAMS)
+    with pytest.raises(h.AppError, match="frames per snippet"):
+        h.analyse(ctx, Session(), clip, "normal", "fighting", checkpoint_key, "auto", 3, PARAMS)
+    with pytest.raises(ValueError, match="unknown preset"):
+        h.analyse(ctx, Session(), clip, "normal", "fighting", checkpoint_key, "kinetics", 4, PARAMS)
+    with pytest.raises(h.AppError, match="threshold"):
+        h.detection_params(1.5, "c", 1, 1)
+    with pytest.raises(h.AppError, match="branch"):
+        h.detection_params(0.5, "x", 1, 1)
+
+
+# ------------------------------------------------------------------------------- review + export
+
+@pytest.fixture
+def flagged(ctx, analysed, checkpoint_key):
+    session, _ = analysed
+    return h.rescore(ctx, session, "normal", XD_ANOMALIES, checkpoint_key, "auto",
+                     DetectionParams(threshold=0.0, branch="c", min_gap_s=0.0, min_duration_s=0.0))
+
+
+def test_review_decisions_persist(ctx, flagged):
+    item = flagged.review_ids[0]
+    assert h.decide(ctx, item, "confirm", note=" looks real ").status == "confirmed"
+    record = h.decide(ctx, item, "relabel", new_label="fire", note="it is a fire")
+    assert (record.status, record.final_label, record.note) == ("relabelled", "fire", "it is a fire")
+    assert record.decided_at is not None
+    reopened = ReviewStore(ctx.config.database_url)          # a restart: a new engine, same file
+    assert reopened.get(item).final_label == "fire"
+    reopened.close()
+    rows = h.review_rows(ctx, "relabelled")
+    assert [r[0] for r in rows] == [item] and rows[0][1].startswith("![thumbnail](data:image/jpeg")
+    assert h.segment_rows(ctx, flagged)[0][-1] == "relabelled: fire"
+    assert h.decide(ctx, item, "dismiss").status == "dismissed"
+    assert h.decide(ctx, item, "reset").status == "pending"
+
+
+def test_decided_items_survive_reanalysis(ctx, flagged, checkpoint_key):
+    item = flagged.review_ids[0]
+    h.decide(ctx, item, "confirm")
+    h.rescore(ctx, flagged, "normal", XD_ANOMALIES, checkpoint_key, "auto",
+              DetectionParams(threshold=0.0, min_duration_s=60.0))         # no segments any more
+    assert ctx.store.get(item).status == "confirmed"
+    h.decide(ctx, item, "reset")
+
+
+@pytest.mark.parametrize("item, action, label, message", [
+    (None, "confirm", "", "select a segment"),
+    (10**6, "confirm", "", "does not exist"),
+    ("first", "relabel", "", "needs the new class"),
+    ("first", "promote", "", "unknown review action"),
+])
+def test_bad_review_decisions(ctx, flagged, item, action, label, message):
+    item = flagged.review_ids[0] if item == "first" else item
+    with pytest.raises(ValueError, match=message):
+        h.decide(ctx, item, action, new_label=label)
+
+
+def test_export_csv_and_json(ctx, flagged):
+    h.decide(ctx, flagged.review_ids[0], "confirm", note="ok")
+    csv_path = h.export_reviews(ctx, "csv")
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert csv_path.suffix == ".csv" and len(rows) == len(h.review_records(ctx))
+    confirmed = [r for r in rows if r["status"] == "confirmed"]
+    assert confirmed and confirmed[0]["note"] == "ok" and confirmed[0]["video"] == "clip.mp4"
+
+    only = h.export_reviews(ctx, "csv", status="confirmed")
+    assert len(only.read_text().strip().splitlines()) == 1 + len(h.review_records(ctx, "confirmed"))
+
+    json_path = h.export_reviews(ctx, "json", session=flagged)
+    doc = json.loads(json_path.read_text())
+    assert len(doc["segments"]) == len(rows)
+    assert doc["analysis"]["video"] == "clip.mp4" and doc["analysis"]["class_names"][0] == "normal"
+    with pytest.raises(h.AppError, match="unknown export format"):
+        h.export_reviews(ctx, "xlsx")
+    with pytest.raises(h.AppError, match="unknown review filter"):
+        h.export_reviews(ctx, "csv", status="maybe")
+    h.decide(ctx, flagged.review_ids[0], "reset")
+
+
+# ------------------------------------------------------------------------------- training
+
+@pytest.fixture(scope="module")
+def training_root(app_dirs):
+    import subprocess
+    import sys
+
+    tool = SHARED_TOOLS / "synth_vad.py"
+    if not tool.is_file():
+        pytest.skip(f"{tool} not found")
+    root = app_dirs / "training"
+    subprocess.run([sys.executable, str(tool), "--preset", "xd", "--out", str(root / "xd"), "--seed", "0",
+                    "--n-train", "8", "--n-test", "4"], check=True, capture_output=True)
+    return root
+
+
+def test_training_files_listed_inside_root(ctx, training_root):
+    lists, annotations = h.training_files(ctx)
+    assert "xd/xd_train.csv" in lists and "xd/xd_test.csv" in lists
+    assert "xd/annotations.txt" in annotations
+    assert h.default_training_files(lists, annotations) == ("xd/xd_train.csv", "xd/xd_test.csv",
+                                                            "xd/annotations.txt")
+    assert h.default_training_files([], []) == (None, "", "")
+
+
+def test_training_runs_and_its_checkpoint_becomes_a_model(ctx, training_root, checkpoint_key):
+    job = h.start_training(ctx, "xd/xd_train.csv", "xd/xd_test.csv", "xd/annotations.txt", "xd",
+                           checkpoint_key, epochs=1, lr=1e-4, batch_size=4, max_steps=2)
+    with pytest.raises(ValueError, match="already running"):
+        h.start_training(ctx, "xd/xd_train.csv", None, None, "xd", None, 1, 1e-4, 4)
+    ctx.trainer.wait(120)
+    snap = ctx.trainer.snapshot()
+    assert snap.state == "finished", snap.log
+    assert snap.checkpoint is not None and snap.checkpoint.is_file()
+    assert any(e["kind"] == "step" for e in snap.events) and "eval at step 2" in snap.log
+    assert snap.out_dir.parent == ctx.config.models_dir
+    run = [c for c in h.model_choices(ctx, Session()) if c.key == str(snap.out_dir.resolve())]
+    assert run and run[0].kind == "ours" and "ap_a" in run[0].label
+    assert ctx.registry.get(run[0].key, "auto", "cpu").preset == "xd"
+    assert job.result.steps == 2
+
+
+def test_training_cancel(ctx, training_root):
+    h.start_training(ctx, "xd/xd_train.csv", None, None, "xd", None, epochs=50, lr=1e-4, batch_size=2)
+    assert ctx.trainer.cancel()
+    ctx.trainer.wait(120)
+    snap = ctx.trainer.snapshot()
+    assert snap.state == "cancelled", snap.log
+    assert not ctx.trainer.cancel()
+
+
+@pytest.mark.parametrize("train_list, message", [
+    (None, "choose a training feature list"),
+    ("../../etc/passwd", "outside the allowed folder"),
+    ("xd/missing.csv", "does not exist"),
+])
+def test_training_bad_lists(ctx, training_root, train_list, message):
+    with pytest.raises(ValueError, match=message):
+        h.start_training(ctx, train_list, None, None, "xd", None, 1, 1e-4, 4)
+
+
+def test_training_bad_hyper_parameters(ctx, training_root):
+    with pytest.raises(h.AppError, match="learning rate"):
+        h.start_training(ctx, "xd/xd_train.csv", None, None, "xd", None, 1, 0, 4)
+    with pytest.raises(h.AppError, match="epochs"):
+        h.start_training(ctx, "xd/xd_train.csv", None, None, "xd", None, 0, 1e-4, 4)
+    with pytest.raises(h.AppError, match="unknown preset"):
+        h.start_training(ctx, "xd/xd_train.csv", None, None, "kinetics", None, 1, 1e-4, 4)
+
+
+def test_vadclip_scorer_encodes_only_new_class_names(official_model, monkeypatch):
+    from app.models import vadclip_scorer
+    from vadclip.inference import score_features
+
+    encoded = []
+    real = official_model.encode_text
+    monkeypatch.setattr(official_model, "encode_text", lambda names: encoded.append(list(names)) or real(names))
+    scorer = vadclip_scorer(official_model)
+    feats = np.random.default_rng(0).normal(size=(20, 512)).astype(np.float32)
+    first = scorer.score(feats, ["normal", "fighting"])
+    again = scorer.score(feats, ["normal", "fighting"])
+    np.testing.assert_array_equal(first.fine, again.fine)
+    edited = scorer.score(feats, ["normal", "fighting", "riot"])
+    assert encoded == [["normal", "fighting"], ["riot", "normal"]]
+    reference = score_features(official_model, feats, ["normal", "fighting", "riot"])
+    np.testing.assert_allclose(edited.fine, reference.fine, atol=1e-5)
+    np.testing.assert_allclose(edited.coarse_c, reference.coarse_c, atol=1e-6)
