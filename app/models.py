@@ -8,19 +8,14 @@ by `build_demo` (one per app), never at import time.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
 from torch import nn
 
 from vadclip.checkpoint import get_tokenizer, load_model, read_checkpoint_header
 from vadclip.clip_backbone import ClipInfo, load_clip
 from vadclip.config import PRESETS
-from vadclip.inference import FeatureScores, score_features
-from vadclip.model import VadCLIP
 from vadclip.safe_load import CheckpointError
 from vadclip.scoring import FeatureScorer
 
@@ -166,50 +161,4 @@ class ModelRegistry:
                 raise CheckpointError(errors[0] if len(errors) == 1 else " / ".join(errors))
         else:
             model = load_model(path, device=device)
-        return LoadedModel(key, kind, vadclip_scorer(model), preset=model.config.preset)
-
-
-TEXT_CACHE_SIZE = 512     # class names whose text features a model keeps
-
-
-class TextFeatureCache:
-    """Text features per class name, computed by `encode(names) -> [len(names), D]` on demand.
-
-    Each class's text feature depends on its own name only (VadCLIP's learned prompt and CLIP's
-    text tower treat classes independently), so editing a vocabulary only encodes the new names.
-    """
-
-    def __init__(self, encode, size: int = TEXT_CACHE_SIZE):
-        self.encode = encode
-        self.size = size
-        self._rows: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __call__(self, class_names: list[str]) -> torch.Tensor:
-        names = list(class_names)
-        with self._lock:
-            missing = [n for n in dict.fromkeys(names) if n not in self._rows]
-            if missing:
-                # The encoders validate whole vocabularies (at least two names): pad a single
-                # missing name with another name of the vocabulary and drop its row.
-                batch = missing if len(missing) > 1 else missing + [next(n for n in names if n != missing[0])]
-                with torch.no_grad():
-                    encoded = self.encode(batch)
-                self._rows.update(zip(missing, encoded[:len(missing)]))
-            for n in names:
-                self._rows.move_to_end(n)
-            text = torch.stack([self._rows[n] for n in names])
-            while len(self._rows) > self.size:
-                self._rows.popitem(last=False)
-        return text
-
-
-def vadclip_scorer(model: VadCLIP) -> FeatureScorer:
-    """`FeatureScorer.from_vadclip` with text features kept per class name: a re-score with an
-    edited vocabulary only runs the text encoder on the new names."""
-    text_features = TextFeatureCache(model.encode_text)
-
-    def score(features: np.ndarray, class_names: list[str]) -> FeatureScores:
-        return score_features(model, features, list(class_names), text_features=text_features(class_names))
-
-    return replace(FeatureScorer.from_vadclip(model), score=score)
+        return LoadedModel(key, kind, FeatureScorer.from_vadclip(model), preset=model.config.preset)

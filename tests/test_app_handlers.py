@@ -441,22 +441,3 @@ def test_training_bad_hyper_parameters(ctx, training_root):
         h.start_training(ctx, "xd/xd_train.csv", None, None, "xd", None, 0, 1e-4, 4)
     with pytest.raises(h.AppError, match="unknown preset"):
         h.start_training(ctx, "xd/xd_train.csv", None, None, "kinetics", None, 1, 1e-4, 4)
-
-
-def test_vadclip_scorer_encodes_only_new_class_names(official_model, monkeypatch):
-    from app.models import vadclip_scorer
-    from vadclip.inference import score_features
-
-    encoded = []
-    real = official_model.encode_text
-    monkeypatch.setattr(official_model, "encode_text", lambda names: encoded.append(list(names)) or real(names))
-    scorer = vadclip_scorer(official_model)
-    feats = np.random.default_rng(0).normal(size=(20, 512)).astype(np.float32)
-    first = scorer.score(feats, ["normal", "fighting"])
-    again = scorer.score(feats, ["normal", "fighting"])
-    np.testing.assert_array_equal(first.fine, again.fine)
-    edited = scorer.score(feats, ["normal", "fighting", "riot"])
-    assert encoded == [["normal", "fighting"], ["riot", "normal"]]
-    reference = score_features(official_model, feats, ["normal", "fighting", "riot"])
-    np.testing.assert_allclose(edited.fine, reference.fine, atol=1e-5)
-    np.testing.assert_allclose(edited.coarse_c, reference.coarse_c, atol=1e-6)

@@ -33,11 +33,11 @@ from .model import VadCLIP
 from .prompt import validate_class_names
 from .results import DetectionParams, VideoScores
 from .segments import detect_segments
+from .text_cache import TextFeatureCache
 from .video import SNIPPET_FRAMES, VideoError, content_hash, probe
 from .zeroshot import DEFAULT_PROMPT_TEMPLATE, ZeroShotScorer, zero_shot_prompts
 
 PROGRESS_STAGES = ("probe", "encode", "score")
-TEXT_CACHE_SIZE = 16    # vocabularies whose text features a VadCLIP scorer keeps
 ProgressFn = Callable[[str, float], None]
 
 
@@ -61,19 +61,13 @@ class FeatureScorer:
     def from_vadclip(cls, model: VadCLIP) -> "FeatureScorer":
         """A trained VadCLIP model (both branches); defaults to its preset vocabulary.
 
-        The text features of the last few vocabularies are kept, so re-scoring with a vocabulary
-        seen before skips the text encoder; the model must not be trained further meanwhile.
+        Text features are kept per class name (`TextFeatureCache`), so re-scoring with an edited
+        vocabulary only encodes the new names; the model must not be trained further meanwhile.
         """
-        text_features: dict[tuple[str, ...], torch.Tensor] = {}
+        text_features = TextFeatureCache(model.encode_text)
 
         def score(features: np.ndarray, names: list[str]) -> FeatureScores:
-            key = tuple(names)
-            if key not in text_features:
-                if len(text_features) >= TEXT_CACHE_SIZE:
-                    text_features.pop(next(iter(text_features)))
-                with torch.no_grad():
-                    text_features[key] = model.encode_text(list(names))
-            return score_features(model, features, list(names), text_features=text_features[key])
+            return score_features(model, features, list(names), text_features=text_features(names))
 
         return cls(
             clip_model=model.clipmodel, clip_info=model.clip_info,

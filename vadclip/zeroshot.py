@@ -17,8 +17,6 @@ rest of the pipeline (segments, timeline, review) treats it like a VadCLIP model
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +26,7 @@ from torch import nn
 from .clip_backbone import ClipInfo
 from .inference import FeatureScores, validate_features
 from .prompt import CONTEXT_LENGTH, validate_class_names
+from .text_cache import TEXT_CACHE_SIZE, TextFeatureCache
 
 DEFAULT_PROMPT_TEMPLATE = "a video frame of {}"
 
@@ -90,27 +89,17 @@ class ZeroShotScorer:
     clip_info: ClipInfo
     tokenizer: object
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
-    cache_size: int = 512
-    _text_cache: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    cache_size: int = TEXT_CACHE_SIZE
+    _text_cache: TextFeatureCache = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._text_cache = TextFeatureCache(
+            lambda names: zero_shot_text_features(self.clip_model, self.tokenizer, names, self.prompt_template),
+            self.cache_size)
 
     def text_features(self, class_names: list[str]) -> torch.Tensor:
         """[C, D] normalised prompt features of `class_names` (cached per name)."""
-        names = validate_class_names(class_names)
-        with self._lock:
-            missing = [n for n in names if n not in self._text_cache]
-            if missing:
-                # zero_shot_prompts validates a vocabulary (two names at least): pad one missing
-                # name with another name of this vocabulary and drop its row.
-                batch = missing if len(missing) > 1 else missing + [next(n for n in names if n != missing[0])]
-                encoded = zero_shot_text_features(self.clip_model, self.tokenizer, batch, self.prompt_template)
-                self._text_cache.update(zip(missing, encoded[:len(missing)]))
-            for n in names:
-                self._text_cache.move_to_end(n)
-            text = torch.stack([self._text_cache[n] for n in names])
-            while len(self._text_cache) > self.cache_size:
-                self._text_cache.popitem(last=False)
-        return text
+        return self._text_cache(validate_class_names(class_names))
 
     def __call__(self, features: np.ndarray, class_names: list[str]) -> FeatureScores:
         return zero_shot_scores(self.clip_model, self.clip_info, self.tokenizer, features,
