@@ -12,6 +12,8 @@
 | `VADCLIP_MAX_VIDEO_S` | `600` | longest video analysed, in seconds |
 | `VADCLIP_CONCURRENCY` | `1` | analyses / trainings running at once (they share the GPU) |
 | `VADCLIP_QUEUE_SIZE` | `16` | requests waiting in the queue before new ones are refused |
+| `VADCLIP_CACHE_MB` | `2048` | disk space of the feature cache (least recently used entries go first) |
+| `VADCLIP_TEMP_MAX_AGE_MIN` | `60` | per-session temporary files (clips, exports) older than this are swept |
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ class AppConfig:
     max_video_s: float = 600.0
     concurrency: int = 1
     queue_size: int = 16
+    cache_mb: float = 2048.0
+    temp_max_age_min: float = 60.0
     assets_dir: Path = field(default=ASSETS_DIR)
 
     def __post_init__(self):
@@ -45,6 +49,8 @@ class AppConfig:
             raise ValueError("upload and duration limits must be positive")
         if self.concurrency < 1 or self.queue_size < 1:
             raise ValueError("concurrency and queue size must be at least 1")
+        if self.cache_mb < 0 or self.temp_max_age_min <= 0:
+            raise ValueError("the cache size must be >= 0 and the temp file age limit positive")
 
     @property
     def training_root(self) -> Path:
@@ -54,6 +60,10 @@ class AppConfig:
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{(self.data_dir / 'reviews.sqlite').resolve()}"
+
+    @property
+    def cache_bytes(self) -> int:
+        return int(self.cache_mb * 1024**2)
 
     @property
     def cache_dir(self) -> Path:
@@ -78,6 +88,8 @@ class AppConfig:
                 max_video_s=float(get("VADCLIP_MAX_VIDEO_S", 600)),
                 concurrency=int(get("VADCLIP_CONCURRENCY", 1)),
                 queue_size=int(get("VADCLIP_QUEUE_SIZE", 16)),
+                cache_mb=float(get("VADCLIP_CACHE_MB", 2048)),
+                temp_max_age_min=float(get("VADCLIP_TEMP_MAX_AGE_MIN", 60)),
             )
         except ValueError as e:
             raise ValueError(f"bad VADCLIP_* environment variable: {e}") from None
@@ -104,3 +116,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-video-s", dest="max_video_s", type=float, help="(VADCLIP_MAX_VIDEO_S)")
     parser.add_argument("--concurrency", type=int, help="(VADCLIP_CONCURRENCY)")
     parser.add_argument("--queue-size", dest="queue_size", type=int, help="(VADCLIP_QUEUE_SIZE)")
+    parser.add_argument("--cache-mb", dest="cache_mb", type=float, help="(VADCLIP_CACHE_MB)")
+    parser.add_argument("--temp-max-age-min", dest="temp_max_age_min", type=float,
+                        help="(VADCLIP_TEMP_MAX_AGE_MIN)")

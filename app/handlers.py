@@ -8,11 +8,13 @@ message that the UI shows as it is.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-from dataclasses import dataclass, replace
+import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -29,12 +31,12 @@ from .config import AppConfig
 from .models import ZERO_SHOT, ModelChoice, ModelRegistry, checkpoint_kind, scan_models
 from .review_db import STATUSES, ReviewRecord, ReviewStore
 from .state import Session
+from .tempfiles import TempFiles, default_root
 from .training import Trainer, TrainingJob, list_files, resolve_in_root, run_folder_name
 
 Progress = Callable[[str, float], None]
 
 SAMPLES_PER_SNIPPET_CHOICES = (16, 8, 4, 2, 1)
-FEATURE_CACHE_BYTES = 2 * 1024**3          # feature cache size limit (least recently used go)
 DEFAULT_SAMPLES_PER_SNIPPET = 4            # CPU-friendly default (16 = the official features)
 REVIEW_ACTIONS = {"confirm": "confirmed", "dismiss": "dismissed", "relabel": "relabelled",
                   "reset": "pending"}
@@ -42,6 +44,35 @@ REVIEW_ACTIONS = {"confirm": "confirmed", "dismiss": "dismissed", "relabel": "re
 
 class AppError(ValueError):
     """A problem the user can fix; its message is shown in the page as it is."""
+
+
+class SessionJobs:
+    """Which sessions are running a long job: one job per session at a time."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running: dict[str, str] = {}
+
+    @contextlib.contextmanager
+    def hold(self, session_id: str | None, what: str) -> Iterator[None]:
+        """Mark `session_id` busy with `what` while the block runs; AppError if it already is."""
+        if session_id is None:
+            yield
+            return
+        with self._lock:
+            if session_id in self._running:
+                raise AppError(f"this session is already running {self._running[session_id]}: "
+                               f"wait for it to finish before starting {what}")
+            self._running[session_id] = what
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.pop(session_id, None)
+
+    def running(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._running)
 
 
 @dataclass
@@ -55,6 +86,8 @@ class AppContext:
     cache: FeatureCache
     vocabularies: dict[str, list[str]]
     trainer: Trainer
+    temp: TempFiles
+    jobs: SessionJobs = field(default_factory=SessionJobs)
 
     @classmethod
     def create(cls, config: AppConfig) -> "AppContext":
@@ -65,14 +98,26 @@ class AppContext:
             device=resolve_device(config.device),
             registry=ModelRegistry(config.clip),
             store=ReviewStore(config.database_url),
-            cache=FeatureCache(config.cache_dir, max_bytes=FEATURE_CACHE_BYTES),
+            cache=FeatureCache(config.cache_dir, max_bytes=config.cache_bytes),
             vocabularies=load_vocabularies(config.assets_dir / "vocabularies.json"),
             trainer=Trainer(),
+            temp=_start_temp(config),
         )
 
     def close(self) -> None:
         self.trainer.cancel()
         self.store.close()
+        self.temp.sweep()
+
+    def end_session(self, session_id: str | None) -> None:
+        """A browser session ended: delete its temporary files."""
+        self.temp.remove(session_id)
+
+
+def _start_temp(config: AppConfig) -> TempFiles:
+    temp = TempFiles(default_root(config.data_dir), max_age_s=config.temp_max_age_min * 60)
+    temp.sweep()                 # what a killed or crashed run left behind
+    return temp
 
 
 def load_vocabularies(path: Path) -> dict[str, list[str]]:
@@ -274,8 +319,9 @@ def segment_rows(ctx: AppContext, session: Session) -> list[list]:
     return rows
 
 
-def segment_preview(session: Session, index: int) -> tuple[list, Path, str]:
-    """Thumbnail strip, trimmed clip and caption of segment `index` (0-based)."""
+def segment_preview(session: Session, index: int, out_dir: Path | None = None) -> tuple[list, Path, str]:
+    """Thumbnail strip, trimmed clip (written into `out_dir`, e.g. the session's temp folder)
+    and caption of segment `index` (0-based)."""
     scores = session.scores
     if scores is None or session.info is None or session.video_path is None:
         raise AppError("analyse a video first")
@@ -283,7 +329,7 @@ def segment_preview(session: Session, index: int) -> tuple[list, Path, str]:
         raise AppError(f"no segment #{index + 1}")
     seg = scores.segments[index]
     strip = media.segment_strip(session.video_path, session.info, seg)
-    clip = media.write_segment_clip(session.video_path, session.info, seg)
+    clip = media.write_segment_clip(session.video_path, session.info, seg, out_dir=out_dir)
     caption = (f"**Segment #{index + 1}: {seg.label}** ({seg.confidence:.2f}), "
                f"{seg.start_s:.1f}-{seg.end_s:.1f} s, peak score {seg.peak_score:.2f}")
     return strip, clip, caption
@@ -321,13 +367,14 @@ def decide(ctx: AppContext, item_id: int | None, action: str, new_label: str = "
 
 
 def export_reviews(ctx: AppContext, fmt: str, status: str = "all",
-                   session: Session | None = None) -> Path:
-    """Write the review queue (optionally one status) as a CSV or JSON file for download."""
+                   session: Session | None = None, out_dir: Path | None = None) -> Path:
+    """Write the review queue (optionally one status) as a CSV or JSON file for download, into
+    `out_dir` (e.g. the session's temp folder; default a fresh temp folder)."""
     records = review_records(ctx, status)
     if fmt == "csv":
-        return export.write_csv(records)
+        return export.write_csv(records, out_dir=out_dir)
     if fmt == "json":
-        return export.write_json(records, analysis=session.scores if session else None)
+        return export.write_json(records, analysis=session.scores if session else None, out_dir=out_dir)
     raise AppError(f"unknown export format {fmt!r}; use csv or json")
 
 

@@ -111,7 +111,9 @@ def build_demo(config: AppConfig) -> gr.Blocks:
     examples = sorted(str(p) for p in config.assets_dir.glob("*.mp4"))
     gpu = gpu_decorator()
 
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    age_s = int(config.temp_max_age_min * 60)
+    with gr.Blocks(title=TITLE, analytics_enabled=False,
+                   delete_cache=(max(60, age_s // 4), age_s)) as demo:   # Gradio's own copies
         demo.vadclip_context = ctx          # for tests and clean shutdown
         session = gr.State(Session())
         gr.HTML(INTRO)
@@ -255,11 +257,13 @@ def build_demo(config: AppConfig) -> gr.Blocks:
 
         @gpu
         def run_analysis(sess, video_path, normal_text, anomaly_text, model_key, preset_name,
-                         samples_value, thr, br, gap, dur, progress=gr.Progress()):
+                         samples_value, thr, br, gap, dur, request: gr.Request, progress=gr.Progress()):
             params = h.detection_params(thr, br, gap, dur)
-            new = h.analyse(ctx, sess, video_path, normal_text, anomaly_text, model_key, preset_name,
-                            int(samples_value), params,
-                            on_progress=lambda stage, fraction: progress(fraction, desc=stage))
+            ctx.temp.sweep()
+            with ctx.jobs.hold(_session_id(request), "an analysis"):
+                new = h.analyse(ctx, sess, video_path, normal_text, anomaly_text, model_key, preset_name,
+                                int(samples_value), params,
+                                on_progress=lambda stage, fraction: progress(fraction, desc=stage))
             return view(new)
 
         def run_rescore(sess, normal_text, anomaly_text, model_key, preset_name, thr, br, gap, dur):
@@ -274,9 +278,10 @@ def build_demo(config: AppConfig) -> gr.Blocks:
         analyse_event = analyse_btn.click(
             _guard(run_analysis, len(view_outputs)),
             [session, video, normal, anomalies, model, preset, samples, *detect_inputs], view_outputs,
-            concurrency_id="compute", concurrency_limit=config.concurrency)
+            concurrency_id="compute", concurrency_limit=config.concurrency, api_name="analyse")
         rescore_inputs = [session, normal, anomalies, model, preset, *detect_inputs]
-        rescore_btn.click(_guard(run_rescore, len(view_outputs)), rescore_inputs, view_outputs, concurrency_id="compute")
+        rescore_btn.click(_guard(run_rescore, len(view_outputs)), rescore_inputs, view_outputs,
+                          concurrency_id="compute", api_name="rescore")
         for slider in (threshold, min_gap, min_duration):
             slider.release(_guard(auto_rescore, len(view_outputs)), rescore_inputs, view_outputs, show_progress="hidden")
         branch.change(_guard(auto_rescore, len(view_outputs)), rescore_inputs, view_outputs, show_progress="hidden")
@@ -306,9 +311,10 @@ def build_demo(config: AppConfig) -> gr.Blocks:
 
         model_file.upload(_guard(add_model, 3), [session, model_file], [session, model, model_file])
 
-        def preview(sess, evt: gr.SelectData):
+        def preview(sess, evt: gr.SelectData, request: gr.Request):
             index = evt.index[0] if isinstance(evt.index, (list, tuple)) else int(evt.index)
-            strip, clip, caption = h.segment_preview(sess, index)
+            ctx.temp.sweep()
+            strip, clip, caption = h.segment_preview(sess, index, ctx.temp.session_dir(_session_id(request)))
             sess.selected = index
             figure = timeline_figure(sess.scores, index,
                                      RANDOM_WEIGHTS_WARNING if sess.scores.random_weights else "")
@@ -331,6 +337,27 @@ def build_demo(config: AppConfig) -> gr.Blocks:
                 _guard(lambda status: h.review_rows(ctx, status), 1), [review_filter], [review_table])
 
         analyse_event.then(_guard(lambda status: h.review_rows(ctx, status), 1), [review_filter], [review_table])
+
+        # API only (scripts, load tests): decide segment `number` (1-based) of this session's
+        # analysis, as the Confirm / Dismiss buttons do for the selected row.
+        api_segment = gr.Number(visible=False, precision=0)
+        api_action = gr.Textbox(visible=False)
+        api_trigger = gr.Button(visible=False)
+
+        def decide_segment(sess, number, action, note_text):
+            if sess.scores is None or not sess.review_ids:
+                raise gr.Error("this session has no analysed segments", print_exception=False)
+            index = int(number or 0) - 1
+            if not 0 <= index < len(sess.review_ids):
+                raise gr.Error(f"no segment #{index + 1}", print_exception=False)
+            try:
+                h.decide(ctx, sess.review_ids[index], str(action), note=note_text)
+            except ValueError as e:       # the caller is a script: an error it sees, not a toast
+                raise gr.Error(str(e), print_exception=False) from None
+            return h.segment_rows(ctx, sess)
+
+        api_trigger.click(decide_segment, [session, api_segment, api_action, quick_note], [segments],
+                          api_name="decide_segment")
 
         # ------------------------------------------------------------------ wiring: review
         def show_reviews(status):
@@ -365,8 +392,9 @@ def build_demo(config: AppConfig) -> gr.Blocks:
                          [review_table, selected_md, segments])
 
         def do_export(fmt):
-            def export(status, sess):
-                path = h.export_reviews(ctx, fmt, status, sess)
+            def export(status, sess, request: gr.Request):
+                ctx.temp.sweep()
+                path = h.export_reviews(ctx, fmt, status, sess, ctx.temp.session_dir(_session_id(request)))
                 return gr.File(str(path), visible=True)
             return export
 
@@ -391,7 +419,7 @@ def build_demo(config: AppConfig) -> gr.Blocks:
 
         start_btn.click(_guard(start, 2), [train_list, test_list, annotations_file, train_preset, init,
                                         epochs, lr, batch_size, max_steps], [timer, train_status],
-                        concurrency_id="compute")
+                        concurrency_id="compute", api_name="start_training")
 
         def cancel():
             if not ctx.trainer.cancel():
@@ -424,7 +452,16 @@ def build_demo(config: AppConfig) -> gr.Blocks:
 
         demo.load(_guard(on_load, 6), [session, review_filter],
                   [review_table, model, train_list, test_list, annotations_file, timer])
+
+        def on_unload(request: gr.Request):
+            ctx.end_session(_session_id(request))
+
+        demo.unload(on_unload)
     return demo
+
+
+def _session_id(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
 
 
 def _about(config: AppConfig, device: str) -> str:

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .clip_backbone import ClipInfo
-from .utils import atomic_write, resolve_device
+from .utils import atomic_write, is_out_of_memory, release_cached_memory, resolve_device
 from .video import (SNIPPET_FRAMES, Backend, VideoInfo, content_hash as file_content_hash, iter_frames,
                     prefetch, probe, snippet_frame_indices)
 
@@ -59,6 +59,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 SAMPLES_PER_SNIPPET = (16, 8, 4, 2, 1)
 DECODE_BYTES = 24 << 20          # most bytes of decoded RGB frames in one decode batch
 CACHE_FORMAT = "vadclip-features-v1"
+STALE_TEMP_S = 3600.0            # a cache write's temp file this old belongs to a dead process
 
 ProgressFn = Callable[[int, int], None]
 
@@ -290,16 +291,37 @@ def extract_video_features(
 
     dtype = _autocast_dtype(settings.precision, device)
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    done_frames = 0
+    done_frames, max_batch = 0, None
     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         for snippet_ids, x in _rebatch(prepared(), settings.frames_per_batch):
             x = x.to(device, non_blocking=True).reshape(-1, 3, size, size)
-            feats = clip_model.encode_image(x.contiguous(memory_format=memory_format))
+            feats, max_batch = encode_images(clip_model, x.contiguous(memory_format=memory_format),
+                                             device, max_batch)
             sums.index_add_(0, snippet_ids, feats.float().reshape(len(snippet_ids), k, -1).cpu())
             done_frames += len(snippet_ids)
             if on_progress is not None:
                 on_progress(done_frames // s, n)
     return _video_features(sums / s, info, settings)
+
+
+def encode_images(clip_model: nn.Module, x: torch.Tensor, device: torch.device,
+                  max_batch: int | None = None) -> tuple[torch.Tensor, int]:
+    """`clip_model.encode_image(x)` [b, D] in groups of at most `max_batch` images; on an
+    out-of-memory error the group size halves (down to one image) and the same images are
+    retried. Returns the features and the group size that worked (pass it to the next call)."""
+    batch = max(1, min(len(x), max_batch or len(x)))
+    parts, start = [], 0
+    while start < len(x):
+        try:
+            parts.append(clip_model.encode_image(x[start:start + batch]))
+        except RuntimeError as error:            # torch.OutOfMemoryError is a RuntimeError
+            if not is_out_of_memory(error) or batch == 1:
+                raise
+            batch //= 2
+            release_cached_memory(device)
+            continue
+        start += batch
+    return (parts[0] if len(parts) == 1 else torch.cat(parts)), batch
 
 
 def _video_features(means: torch.Tensor, info: VideoInfo, settings: ExtractSettings) -> VideoFeatures:
@@ -329,6 +351,20 @@ class FeatureCache:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self.root.mkdir(parents=True, exist_ok=True)
+        self.sweep_partial()
+
+    def sweep_partial(self, max_age_s: float = STALE_TEMP_S) -> int:
+        """Delete temporary files of writes that never finished (a killed process) once they are
+        `max_age_s` old (younger ones may belong to a write in progress); returns how many."""
+        removed, now = 0, time.time()
+        for path in self.root.glob(".*.npy.*.tmp"):
+            try:
+                if now - path.stat().st_mtime > max_age_s:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     @staticmethod
     def key(content_hash: str, backbone: str, settings: ExtractSettings) -> str:
