@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
 
 from vadclip.config import PRESETS, get_preset
 from vadclip.features import ExtractSettings, FeatureCache, backbone_id, cached_video_features

@@ -118,7 +118,7 @@ def build_demo(config: AppConfig) -> gr.Blocks:
         session = gr.State(Session())
         gr.HTML(INTRO)
 
-        with gr.Tabs(elem_id="tabs") as tabs:
+        with gr.Tabs(elem_id="tabs"):
             # ---------------------------------------------------------------- Analyse
             with gr.Tab("Analyse", id="analyse", elem_id="tab-analyse"):
                 with gr.Row(equal_height=False):

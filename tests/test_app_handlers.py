@@ -22,7 +22,7 @@ from app.state import Session
 from vadclip.clip_backbone import ClipError
 from vadclip.results import DetectionParams
 from vadclip.safe_load import CheckpointError
-from vadclip.video import VideoError, probe
+from vadclip.video import probe
 
 SHARED_TOOLS = Path(__file__).resolve().parents[2] / "shared" / "tools"
 XD_ANOMALIES = "fighting\nshooting\nriot\nabuse\ncar accident\nexplosion"

@@ -15,5 +15,6 @@ __version__ = "0.1.0"
 __all__ = [
     "build_model", "load_checkpoint", "load_model", "load_official_checkpoint", "save_checkpoint",
     "ClipInfo", "load_clip", "PRESETS", "ModelConfig", "get_preset", "FeatureScores",
-    "score_features", "VadCLIP", "VadCLIPOutput", "losses", "metrics",
+    "score_features", "VadCLIP", "VadCLIPOutput", "TrainConfig", "TrainResult", "train",
+    "FeatureScorer", "score_video", "detect_segments", "losses", "metrics",
 ]

@@ -20,7 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .clip_backbone import ClipInfo, describe_clip, clip_from_openai_state_dict, load_clip, DEFAULT_CLIP
+from .clip_backbone import describe_clip, clip_from_openai_state_dict, load_clip, DEFAULT_CLIP
 from .config import ModelConfig, get_preset, model_config
 from .model import VadCLIP
 from .safe_load import CheckpointError, load_state_dict_file
