@@ -1,16 +1,20 @@
 """One training step at the official batch (xd: 96 x 256, D = 512) on CPU: ours vs a per-video loop.
 
-    python benchmarks/bench_train_step.py [--clip random|PATH] [--batch 96] [--repeats 2] [--threads 2]
+    python benchmarks/bench_train_step.py [--clip random|PATH] [--batch 96] [--repeats 5] [--threads 2]
 
-Both start from the same weights and take the same batch; the script prints the wall time of each
-step (best of --repeats, each repeat from the same starting weights), their losses, the largest
-gradient difference and the largest difference of the updated parameters, relative to the lr.
+Both start from the same weights and take the same batch. Each side first takes one untimed
+warm-up step (one-off costs: kernel set-up, first allocations), then the two are timed in turn,
+--repeats times, each repeat from the same starting weights. The script prints the best and the
+median wall time of each, the speed-up of each back-to-back pair (robust to a machine whose speed
+drifts, as shared cloud CPUs do), their losses, the largest gradient difference and the largest
+difference of the updated parameters, relative to the lr.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -43,7 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", default="random", help="CLIP for the text tower (default: random ViT-B-16)")
     ap.add_argument("--batch", type=int, default=96)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -53,24 +57,30 @@ def main() -> None:
     recipe = effective_recipe(TrainConfig(preset="xd"))
     feats, lengths, multi_hot = fake_batch(a.batch, start.config.visual_length, len(names))
 
-    def ours():
+    def ours(feats=feats, multi_hot=multi_hot, lengths=lengths):
         model = copy.deepcopy(start).train()
         optimizer, _ = make_optimizer(model, recipe)
         t = time.perf_counter()
         losses = train_step(model, optimizer, feats, multi_hot, lengths, names, recipe.contrast_weight)
         return time.perf_counter() - t, model, losses
 
-    def loop():
+    def loop(feats=feats, multi_hot=multi_hot, lengths=lengths):
         model = copy.deepcopy(start).train()
         optimizer = HandAdamW(model.adapter_parameters(), recipe.lr, recipe.weight_decay)
         t = time.perf_counter()
         losses = per_video_train_step(model, optimizer, feats, lengths, multi_hot, names, recipe.contrast_weight)
         return time.perf_counter() - t, model, losses
 
-    runs_ours = [ours() for _ in range(a.repeats)]
-    runs_loop = [loop() for _ in range(a.repeats)]
+    ours()
+    loop(feats[:4], multi_hot[:4], lengths[:4])      # warm-up: the loop's first videos warm it up as well
+    runs_ours, runs_loop = [], []
+    for _ in range(a.repeats):
+        runs_ours.append(ours())
+        runs_loop.append(loop())
     t_ours, m_ours, l_ours = min(runs_ours, key=lambda r: r[0])
     t_loop, m_loop, l_loop = min(runs_loop, key=lambda r: r[0])
+    med_ours = statistics.median(r[0] for r in runs_ours)
+    med_loop = statistics.median(r[0] for r in runs_loop)
     p0 = start.adapter_parameters()
     grad_diff = max((p.grad - q.grad).abs().max().item() / (q.grad.abs().max().item() + 1e-30)
                     for p, q in zip(m_ours.adapter_parameters(), m_loop.adapter_parameters()))
@@ -82,9 +92,14 @@ def main() -> None:
     print(f"machine: {platform.machine()} {platform.processor()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}")
     print(f"one training step, batch {a.batch} x {start.config.visual_length} x 512, xd preset, "
-          f"CLIP {a.clip}{' (random weights)' if start.clip_info.random_weights else ''}, best of {a.repeats}")
-    print(f"  ours (batched, torch AdamW)        {t_ours:8.2f} s")
-    print(f"  per-video loop (hand AdamW)        {t_loop:8.2f} s   ({t_loop / t_ours:.2f}x ours)")
+          f"CLIP {a.clip}{' (random weights)' if start.clip_info.random_weights else ''}, {a.repeats} timed repeats")
+    print("                                       best    median")
+    print(f"  ours (batched, torch AdamW)        {t_ours:7.2f} s {med_ours:7.2f} s")
+    print(f"  per-video loop (hand AdamW)        {t_loop:7.2f} s {med_loop:7.2f} s")
+    paired = [lo[0] / ou[0] for ou, lo in zip(runs_ours, runs_loop)]
+    print(f"  speed-up of ours: best {t_loop / t_ours:.2f}x, median {med_loop / med_ours:.2f}x, "
+          f"median of back-to-back pairs {statistics.median(paired):.2f}x "
+          f"(pairs: {', '.join(f'{r:.2f}' for r in paired)})")
     print(f"  losses ours  {', '.join(f'{k} {v:.6f}' for k, v in l_ours.items())}")
     print(f"  losses loop  {', '.join(f'{k} {v:.6f}' for k, v in l_loop.items())}")
     print(f"  max gradient difference (relative to the tensor's largest gradient)  {grad_diff:.2e}")

@@ -75,6 +75,80 @@ def test_window_mask_blocks():
     assert not torch.isinf(m100).all(dim=1).any()
 
 
+def _plain_temporal(module, x, mask):
+    """The official computation: masked nn.MultiheadAttention over whole clips, x * sigmoid(1.702 x)."""
+    def mlp(m, h):
+        h = m.c_fc(h)
+        return m.c_proj(h * torch.sigmoid(1.702 * h))
+    for block in module.resblocks:
+        h = block.ln_1(x)
+        x = x + block.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
+        x = x + mlp(block.mlp, block.ln_2(x))
+    return x
+
+
+@pytest.mark.parametrize("window", [6, 8, 7, 30])       # tiling, tiling, last window longer, one window
+def test_local_temporal_matches_masked_attention(window):
+    """Windows run as separate sequences and padding-only windows shared: same values and gradients."""
+    from vadclip.model import LocalTemporal
+    torch.manual_seed(0)
+    T, D = 24, 32
+    module = LocalTemporal(D, layers=2, heads=2, window=window)
+    position = torch.randn(T, D) * 0.5
+    lengths = torch.tensor([24, 13, 1, 6, 7, 18])
+    valid = torch.arange(T)[None, :] < lengths[:, None]
+    feats = torch.randn(len(lengths), T, D).masked_fill(~valid[..., None], 0.0)
+    mask = window_attention_mask(T, window)
+
+    def run(fn):
+        pos = position.clone().requires_grad_(True)
+        f = feats.clone().requires_grad_(True)
+        out = fn(f + pos, pos)
+        weight = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+        (out * weight).sum().backward()
+        grads = [pos.grad, f.grad[valid]] + [q.grad.clone() for q in module.parameters()]
+        module.zero_grad()
+        return out.detach(), grads
+
+    ours, g_ours = run(lambda x, pos: module(x, lengths, pos, mask))
+    ref, g_ref = run(lambda x, pos: _plain_temporal(module, x, mask))
+    torch.testing.assert_close(ours, ref, atol=2e-5, rtol=1e-5)
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, atol=5e-5, rtol=1e-4)
+
+
+def test_quick_gelu_mlp_matches_plain_mlp():
+    from vadclip.model import QuickGELU, QuickGELUMLP
+    torch.manual_seed(0)
+    m = QuickGELUMLP(16).double()
+    x = torch.randn(2, 5, 16, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: m(x), (x,))
+    h = m.c_fc(x)
+    ref = m.c_proj(h * torch.sigmoid(1.702 * h))
+    out = m(x)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(out)
+    params = [x] + list(m.parameters())
+    for a, b in zip(torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g)):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(QuickGELU()(h), h * torch.sigmoid(1.702 * h))
+
+
+def test_padding_content_is_ignored(official_model, parity):
+    """Positions past a video's length count as zero padding whatever they hold."""
+    names = list(parity["class_names"])
+    feats = torch.from_numpy(parity["batch_features"]).clone()
+    lengths = torch.from_numpy(parity["batch_lengths"])
+    assert (lengths < feats.shape[1]).any()
+    noisy = feats.clone()
+    pad = torch.arange(feats.shape[1])[None, :] >= lengths[:, None]
+    noisy[pad] = torch.randn(int(pad.sum()), feats.shape[2])
+    with torch.no_grad():
+        a, b = official_model(feats, lengths, names), official_model(noisy, lengths, names)
+    torch.testing.assert_close(a.logits_a, b.logits_a, atol=0, rtol=0)
+    torch.testing.assert_close(a.logits_c, b.logits_c, atol=0, rtol=0)
+
+
 def test_distance_adjacency_values():
     d = distance_adjacency(5)
     assert torch.allclose(d, torch.exp(-torch.tensor([[abs(i - j) for j in range(5)] for i in range(5)],

@@ -17,18 +17,66 @@ from .config import ModelConfig
 from .prompt import PromptTokens, tokenize_class_names
 
 
+QUICK_GELU_SCALE = 1.702
+
+
 class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x), computed as silu(1.702 x) / 1.702 (one fused kernel each way)."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
+        return F.silu(x * QUICK_GELU_SCALE) / QUICK_GELU_SCALE
 
 
-def _mlp(width: int) -> nn.Sequential:
-    """width -> 4*width -> width with QuickGELU (named like CLIP's MLPs)."""
-    seq = nn.Sequential()
-    seq.add_module("c_fc", nn.Linear(width, width * 4))
-    seq.add_module("gelu", QuickGELU())
-    seq.add_module("c_proj", nn.Linear(width * 4, width))
-    return seq
+class _QuickGELUMLPFunction(torch.autograd.Function):
+    """c_proj(quick_gelu(c_fc(x))) for 2-D x, with the 1.702 scale folded into the small weights.
+
+    hidden = k * c_fc(x) comes out of one addmm; silu(hidden) / k equals quick_gelu(c_fc(x)), and
+    the 1 / k goes into c_proj's product. Backward scales the small weight matrices rather than
+    the wide [N, 4 * width] activations, so those see one silu forward and one silu backward.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, w_fc, b_fc, w_proj, b_proj):
+        k = QUICK_GELU_SCALE
+        hidden = torch.addmm(b_fc, x, w_fc.t(), beta=k, alpha=k)
+        act = F.silu(hidden)
+        ctx.save_for_backward(x, w_fc, w_proj, hidden, act)
+        return torch.addmm(b_proj, act, w_proj.t(), alpha=1 / k)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, grad_out):
+        x, w_fc, w_proj, hidden, act = ctx.saved_tensors
+        k = QUICK_GELU_SCALE
+        need = ctx.needs_input_grad
+        grad_act = grad_out @ (w_proj.to(grad_out.dtype) / k)
+        grad_w_proj = (grad_out.t() @ act) / k if need[3] else None
+        grad_b_proj = grad_out.sum(0) if need[4] else None
+        grad_hidden = torch.ops.aten.silu_backward(grad_act, hidden)
+        grad_x = grad_hidden @ (w_fc.to(grad_hidden.dtype) * k) if need[0] else None
+        grad_w_fc = (grad_hidden.t() @ x) * k if need[1] else None
+        grad_b_fc = grad_hidden.sum(0) * k if need[2] else None
+        return grad_x, grad_w_fc, grad_b_fc, grad_w_proj, grad_b_proj
+
+
+class QuickGELUMLP(nn.Module):
+    """width -> 4*width -> width with QuickGELU (named like CLIP's MLPs: c_fc, gelu, c_proj).
+
+    Computes c_proj(gelu(c_fc(x))) through `_QuickGELUMLPFunction` (same values, less memory
+    traffic on the wide hidden activation).
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.c_fc = nn.Linear(width, width * 4)
+        self.gelu = QuickGELU()
+        self.c_proj = nn.Linear(width * 4, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = _QuickGELUMLPFunction.apply(x.reshape(-1, x.shape[-1]), self.c_fc.weight, self.c_fc.bias,
+                                          self.c_proj.weight, self.c_proj.bias)
+        return out.view(*x.shape[:-1], out.shape[-1])
 
 
 class LayerNorm(nn.LayerNorm):
@@ -38,6 +86,17 @@ class LayerNorm(nn.LayerNorm):
         return super().forward(x.float()).to(x.dtype)
 
 
+def self_attention(attn: nn.MultiheadAttention, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """nn.MultiheadAttention's self-attention on [N, L, D], computed with its weights through SDPA."""
+    N, L, D = x.shape
+    heads = attn.num_heads
+    qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)                    # [N, L, 3D]
+    q, k, v = qkv.view(N, L, 3, heads, D // heads).permute(2, 0, 3, 1, 4)       # 3 x [N, H, L, D/H]
+    mask = None if attn_mask is None else attn_mask.to(q.dtype)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return F.linear(out.transpose(1, 2).reshape(N, L, D), attn.out_proj.weight, attn.out_proj.bias)
+
+
 class ResidualAttentionBlock(nn.Module):
     """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
@@ -45,26 +104,54 @@ class ResidualAttentionBlock(nn.Module):
         super().__init__()
         self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
         self.ln_1 = LayerNorm(width)
-        self.mlp = _mlp(width)
+        self.mlp = QuickGELUMLP(width)
         self.ln_2 = LayerNorm(width)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        h = self.ln_1(x)
-        x = x + self.attn(h, h, h, need_weights=False, attn_mask=attn_mask)[0]
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self_attention(self.attn, self.ln_1(x), attn_mask)
         return x + self.mlp(self.ln_2(x))
 
 
 class LocalTemporal(nn.Module):
-    """Spec step 2: transformer blocks with non-overlapping windowed attention."""
+    """Spec step 2: transformer blocks whose attention stays inside non-overlapping windows.
 
-    def __init__(self, width: int, layers: int, heads: int):
+    Attention, LayerNorm and MLP never mix windows, so when the windows tile T each window runs
+    through the blocks as its own short sequence (the [T, T] masked attention's work divided by
+    T / window). A window that starts at or past a video's length holds only zero padding plus
+    position embeddings, the same in every video: such windows are computed once per batch.
+    When the windows do not tile T (the last one is longer) the blocks run on whole clips with the
+    additive [T, T] `attn_mask`.
+    """
+
+    def __init__(self, width: int, layers: int, heads: int, window: int):
         super().__init__()
+        self.window = window
         self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads) for _ in range(layers)])
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    def blocks(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         for block in self.resblocks:
             x = block(x, attn_mask)
         return x
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, padding: torch.Tensor,
+                attn_mask: torch.Tensor) -> torch.Tensor:
+        """x [B, T, D] (zero past `lengths` but for `padding`, the [T, D] position embeddings) -> [B, T, D]."""
+        B, T, D = x.shape
+        size = min(self.window, T)
+        if T % size:
+            return self.blocks(x, attn_mask)
+        n_windows = T // size
+        windows = x.view(B, n_windows, size, D)
+        starts = torch.arange(n_windows, device=x.device) * size
+        empty = starts[None, :] >= lengths[:, None]                                # [B, nW]: padding only
+        if not bool(empty.any()):
+            return self.blocks(windows.reshape(B * n_windows, size, D)).view(B, T, D)
+        out_live = self.blocks(windows[~empty])                                     # [n_live, size, D]
+        needed = empty.any(dim=0).nonzero().squeeze(1)                              # window indices
+        out_empty = self.blocks(padding.view(n_windows, size, D)[needed])           # [n_needed, size, D]
+        shared = out_empty.new_zeros(n_windows, size, D).index_put((needed,), out_empty)
+        out = shared.expand(B, -1, -1, -1).index_put(tuple((~empty).nonzero().t()), out_live.to(shared.dtype))
+        return out.view(B, T, D)
 
 
 class GraphConvolution(nn.Module):
@@ -149,7 +236,7 @@ class VadCLIP(nn.Module):
         self.tokenizer = tokenizer
         width, T = config.visual_width, config.visual_length
 
-        self.temporal = LocalTemporal(width, config.visual_layers, config.visual_head)
+        self.temporal = LocalTemporal(width, config.visual_layers, config.visual_head, config.attn_window)
         half = config.gcn_width
         self.gc1 = GraphConvolution(width, half)
         self.gc2 = GraphConvolution(half, half)
@@ -158,8 +245,8 @@ class VadCLIP(nn.Module):
         self.disAdj = DistanceAdj()
         self.linear = nn.Linear(2 * half, width)
         self.gelu = QuickGELU()
-        self.mlp1 = _mlp(width)
-        self.mlp2 = _mlp(width)
+        self.mlp1 = QuickGELUMLP(width)
+        self.mlp2 = QuickGELUMLP(width)
         self.classifier = nn.Linear(width, 1)
         self.frame_position_embeddings = nn.Embedding(T, width)
         self.text_prompt_embeddings = nn.Embedding(77, clip_info.text_width)
@@ -186,8 +273,11 @@ class VadCLIP(nn.Module):
     # --- visual side -------------------------------------------------------------------------
     def encode_video(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Spec steps 1-3: [B, T, D] snippet features -> [B, T, D] visual features X."""
-        x = features.float() + self.frame_position_embeddings.weight[None, : features.shape[1]]
-        x = self.temporal(x, self.attn_mask)
+        B, T, _ = features.shape
+        valid = torch.arange(T, device=features.device)[None, :] < lengths[:, None]      # [B, T]
+        position = self.frame_position_embeddings.weight[:T]
+        x = features.float().masked_fill(~valid[..., None], 0.0) + position[None]
+        x = self.temporal(x, lengths, position, self.attn_mask)
         adj_sim = similarity_adjacency(x, lengths)
         adj_dis = self.dist_adj
         h_sim = self.gelu(self.gc1(x, adj_sim))
@@ -222,7 +312,7 @@ class VadCLIP(nn.Module):
     # --- both branches -----------------------------------------------------------------------
     def forward(self, features: torch.Tensor, lengths: torch.Tensor, class_names: list[str],
                 text_features: torch.Tensor | None = None) -> VadCLIPOutput:
-        """features [B, T, D] (zero-padded past `lengths` [B]) -> `VadCLIPOutput`.
+        """features [B, T, D], lengths [B] -> `VadCLIPOutput`; positions past a length count as zero padding.
 
         `text_features` ([C, D], from `encode_text`) can be passed to skip the text encoder.
         """
