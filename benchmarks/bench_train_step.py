@@ -1,6 +1,7 @@
 """One training step at the official batch (xd: 96 x 256, D = 512) on CPU: ours vs a per-video loop.
 
     python benchmarks/bench_train_step.py [--clip random|PATH] [--batch 96] [--repeats 5] [--threads 2]
+        [--keep-freed-memory]
 
 Both start from the same weights and take the same batch. Each side first takes one untimed
 warm-up step (one-off costs: kernel set-up, first allocations), then the two are timed in turn,
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vadclip  # noqa: E402
 from reference_train_step import HandAdamW, per_video_train_step  # noqa: E402
 from vadclip.train import TrainConfig, effective_recipe, make_optimizer, train_step  # noqa: E402
+from vadclip.utils import keep_freed_memory  # noqa: E402
 
 
 def fake_batch(batch: int, T: int, n_classes: int, seed: int = 0):
@@ -49,8 +51,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=96)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="glibc keeps freed blocks for reuse, as `vadclip train` sets it (applies to both sides)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.keep_freed_memory and not keep_freed_memory():
+        sys.exit("--keep-freed-memory: not glibc, nothing to set")
     torch.manual_seed(0)
     start = vadclip.build_model("xd", clip=a.clip)
     names = list(start.config.class_names)
@@ -90,7 +96,7 @@ def main() -> None:
                 for p, s in zip(m_ours.adapter_parameters(), p0))
 
     print(f"machine: {platform.machine()} {platform.processor()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}")
+          f"torch {torch.__version__}, allocator: {'glibc keeps freed memory' if a.keep_freed_memory else 'default'}")
     print(f"one training step, batch {a.batch} x {start.config.visual_length} x 512, xd preset, "
           f"CLIP {a.clip}{' (random weights)' if start.clip_info.random_weights else ''}, {a.repeats} timed repeats")
     print("                                       best    median")

@@ -134,6 +134,22 @@ def test_quick_gelu_mlp_matches_plain_mlp():
     torch.testing.assert_close(QuickGELU()(h), h * torch.sigmoid(1.702 * h))
 
 
+def test_c_branch_is_classifier_of_x_plus_mlp2(official_model):
+    """The folded C-branch equals the official classifier(X + mlp2(X)), values and gradients."""
+    import copy
+    model = copy.deepcopy(official_model)
+    torch.manual_seed(0)
+    X = torch.randn(3, 10, model.config.visual_width, requires_grad=True)
+    params = [X] + list(model.mlp2.parameters()) + list(model.classifier.parameters())
+    ours = model.c_branch(X)
+    h = model.mlp2.c_fc(X)
+    ref = model.classifier(X + model.mlp2.c_proj(h * torch.sigmoid(1.702 * h)))
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(ours)
+    for a, b in zip(torch.autograd.grad(ours, params, g), torch.autograd.grad(ref, params, g)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_padding_content_is_ignored(official_model, parity):
     """Positions past a video's length count as zero padding whatever they hold."""
     names = list(parity["class_names"])

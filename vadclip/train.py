@@ -46,7 +46,7 @@ from .evaluate import EvalSet, evaluate, load_eval_set
 from .losses import total_loss
 from .model import VadCLIP, VadCLIPOutput
 from .safe_load import load_state_dict_file
-from .utils import atomic_write, resolve_device
+from .utils import atomic_write, keep_freed_memory, resolve_device
 
 BEST, LAST, STATE, RUN, METRICS, REPORT = ("best.safetensors", "last.safetensors", "train_state.pt",
                                            "run.json", "metrics.jsonl", "report.json")
@@ -558,6 +558,9 @@ def register(subparsers) -> None:
     p.add_argument("--ema", type=float, default=0.0, dest="ema_decay", help="EMA decay of the weights (default 0: off)")
     p.add_argument("--data-root", help="refuse feature paths that resolve outside this folder")
     p.add_argument("--no-amp", action="store_false", dest="amp", help="no bfloat16 autocast on CUDA")
+    p.add_argument("--return-memory", action="store_true",
+                   help="let the C allocator hand freed memory back to the system (by default this process "
+                        "keeps it for reuse: CPU steps run ~10%% faster, but memory stays at its peak)")
     p.set_defaults(func=_cli)
 
 
@@ -565,6 +568,8 @@ def _cli(args: argparse.Namespace) -> int:
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
     config = TrainConfig(**values, out_dir=args.out)
+    if not args.return_memory:
+        keep_freed_memory()
     interrupted = []
 
     def on_sigint(signum, frame):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import tempfile
 from pathlib import Path
@@ -50,3 +51,21 @@ def release_cached_memory(device) -> None:
 
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc serve large blocks from its heap and keep freed memory for reuse (process-wide).
+
+    By default glibc maps every block over 32 MiB fresh from the kernel and unmaps it when it is
+    freed, so each wide activation of a batched CPU training step is page-faulted and zeroed again
+    on every step (measured on a 96-video step: ~0.9 M page faults, 2-2.6 s of system time). With
+    mmap off and trimming raised, that memory is reused instead; the cost is that the process keeps
+    its peak memory until it exits. Only `vadclip train` calls this (its process does nothing
+    else); the library and the app never do. Returns False where it does not apply (not glibc).
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4                      # from glibc's malloc.h
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
