@@ -215,7 +215,12 @@ def test_cancel_and_resume_give_the_same_weights_as_one_run(bench, tmp_path):
     assert model.checkpoint_metadata["step"] == 2
     assert (tmp_path / "cut" / "train_state.pt").is_file()
 
+    # a run killed while writing leaves hidden temporary files; resuming removes them, nothing else
+    leftover = tmp_path / "cut" / ".last.safetensors.abc123.tmp"
+    leftover.write_bytes(b"half")
+    (tmp_path / "cut" / "notes.txt").write_text("mine")
     part = train(config(tmp_path / "cut", resume=True, max_steps=4))
+    assert not leftover.exists() and (tmp_path / "cut" / "notes.txt").read_text() == "mine"
     assert part.steps == 4 and not part.cancelled and part.epochs_done == 1
     rest = train(config(tmp_path / "cut", resume=True))
     assert rest.steps == 6 and rest.epochs_done == 2

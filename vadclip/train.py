@@ -292,6 +292,13 @@ def _prepare_out_dir(out_dir: Path, config: TrainConfig, recipe: Recipe) -> dict
     return state
 
 
+def _remove_partial_writes(out_dir: Path) -> None:
+    """Delete the temporary files a killed run left behind while writing its own outputs."""
+    for name in (BEST, LAST, STATE, RUN, REPORT):
+        for leftover in out_dir.glob(f".{name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
 def _rng_state() -> dict:
     np_state = np.random.get_state()
     return {"python": random.getstate(), "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
@@ -351,6 +358,7 @@ def train(config: TrainConfig, on_progress: Callable[[dict], None] | None = None
     recipe = effective_recipe(config)
     out_dir = Path(config.out_dir)
     state = _prepare_out_dir(out_dir, config, recipe)
+    _remove_partial_writes(out_dir)
     device = resolve_device(config.device)
     preset = get_preset(config.preset)
     train_set, eval_set = load_inputs(config, dim=preset.model.visual_width,
