@@ -167,6 +167,26 @@ def test_one_step_equals_a_by_hand_reference(official_dir, parity):
     assert not any(p.requires_grad for p in ours.clipmodel.parameters())
 
 
+def test_autocast_step_stays_close_to_float32(official_dir, parity):
+    """The mixed-precision path (bfloat16 autocast, as on CUDA; run here on the CPU) gives nearly
+    the float32 losses and finite gradients."""
+    names = list(model_config("xd").class_names)
+    features = torch.from_numpy(parity["batch_features"])
+    lengths = torch.from_numpy(parity["batch_lengths"]).long()
+    multi_hot = torch.from_numpy(np.stack([data.multi_hot(data.parse_label(str(l), "xd"), names)
+                                           for l in parity["batch_labels"]]))
+    recipe = effective_recipe(TrainConfig(preset="xd"))
+    losses = {}
+    for dtype in (None, torch.bfloat16):
+        model = vadclip.load_official_checkpoint(official_dir / "official_xd.pth", preset="xd").train()
+        optimizer, _ = make_optimizer(model, recipe)
+        losses[dtype] = train_step(model, optimizer, features, multi_hot, lengths, names, recipe.contrast_weight,
+                                   amp_dtype=dtype)
+        assert all(torch.isfinite(p.grad).all() and p.grad.dtype == torch.float32 for p in model.adapter_parameters())
+    for key in ("loss_c", "loss_a"):
+        assert losses[torch.bfloat16][key] == pytest.approx(losses[None][key], rel=2e-2)
+
+
 # --------------------------------------------------------------------------- learning, resume, cancel
 
 def test_short_training_improves_auc(bench, tmp_path):
