@@ -21,7 +21,7 @@ QUICK_GELU_SCALE = 1.702
 
 
 class QuickGELU(nn.Module):
-    """x * sigmoid(1.702 x), computed as silu(1.702 x) / 1.702 (one fused kernel each way)."""
+    """x * sigmoid(1.702 x), computed as silu(1.702 x) / 1.702 (silu has a fused backward)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.silu(x * QUICK_GELU_SCALE) / QUICK_GELU_SCALE
@@ -140,7 +140,7 @@ class LocalTemporal(nn.Module):
         if T % size:
             return self.blocks(x, attn_mask)
         n_windows = T // size
-        windows = x.view(B, n_windows, size, D)
+        windows = x.reshape(B, n_windows, size, D)
         starts = torch.arange(n_windows, device=x.device) * size
         empty = starts[None, :] >= lengths[:, None]                                # [B, nW]: padding only
         if not bool(empty.any()):
