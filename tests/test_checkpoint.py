@@ -140,3 +140,57 @@ def test_random_clip_is_flagged():
     assert "RANDOM" in model.clip_info.label
     s = vadclip.score_features(model, np.random.default_rng(0).normal(size=(20, 512)).astype(np.float32))
     assert s.random_weights
+
+
+# --------------------------------------------------------------------------- hub weights without internet
+
+def _fake_hub_cache(root, repo_id, filename):
+    """The Hugging Face cache layout for one file: refs/main -> snapshots/<rev>/<filename>."""
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    snap = repo / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    (snap / filename).write_bytes(b"weights")
+    return snap / filename
+
+
+def test_unreachable_hub_fails_at_once_with_the_reason(tmp_path, monkeypatch):
+    import time
+    from vadclip import clip_backbone
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    calls = []
+    monkeypatch.setattr(clip_backbone.open_clip, "create_model", lambda *a, **k: calls.append(k))
+    started = time.perf_counter()
+    with pytest.raises(ClipError, match="cannot be reached and its weights .* not in the local Hugging Face cache"):
+        load_clip("openai", cache_dir=str(tmp_path))
+    assert time.perf_counter() - started < 5 and not calls          # no download attempt, no retries
+
+
+def test_unreachable_hub_uses_the_cached_weights(tmp_path, monkeypatch):
+    from vadclip import clip_backbone
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cached = _fake_hub_cache(tmp_path, "timm/vit_base_patch16_clip_224.openai", "open_clip_model.safetensors")
+    assert clip_backbone.cached_hub_weights("timm/vit_base_patch16_clip_224.openai/", str(tmp_path)) == str(cached)
+    calls = []
+
+    def create_model(name, **kwargs):
+        calls.append((name, kwargs))
+        raise RuntimeError("stop here")
+    monkeypatch.setattr(clip_backbone.open_clip, "create_model", create_model)
+    with pytest.raises(ClipError, match="stop here"):
+        load_clip("openai", cache_dir=str(tmp_path))
+    (name, kwargs), = calls
+    # the cached file, with the QuickGELU that the openai tag would have set
+    assert name == "ViT-B-16" and kwargs["pretrained"] == str(cached) and kwargs["force_quick_gelu"] is True
+
+
+def test_reachable_hub_downloads_by_tag(monkeypatch):
+    from vadclip import clip_backbone
+    monkeypatch.setattr(clip_backbone, "hub_reachable", lambda timeout_s=3.0: True)
+    calls = []
+    monkeypatch.setattr(clip_backbone.open_clip, "create_model",
+                        lambda name, **kw: calls.append((name, kw)) or (_ for _ in ()).throw(RuntimeError("x")))
+    with pytest.raises(ClipError):
+        load_clip("openai")
+    assert calls[0][0] == "ViT-B-16" and calls[0][1]["pretrained"] == "openai"

@@ -16,8 +16,10 @@ dtype is asked for.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import open_clip
 import torch
@@ -119,9 +121,60 @@ def load_clip(source: str | os.PathLike = DEFAULT_CLIP, device: str | torch.devi
     return model, describe_clip(model, source, random_weights)
 
 
-def _create_pretrained(name: str, tag: str, cache_dir: str | None) -> nn.Module:
+def hub_endpoint() -> tuple[str, int]:
+    """(host, port) of the Hugging Face hub that downloads go to (`HF_ENDPOINT` if set)."""
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the hub can be asked at all: not offline by setting, and a connection opens in time.
+
+    Behind a proxy the direct connection proves nothing, so the answer is then True (the download
+    itself will tell).
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
     try:
-        return open_clip.create_model(name, pretrained=tag, cache_dir=cache_dir, require_pretrained=True)
+        socket.create_connection(hub_endpoint(), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+def cached_hub_weights(hf_hub: str, cache_dir: str | None = None) -> str | None:
+    """The local copy of open_clip's hub weights `org/repo/[file]` if it is cached, else None."""
+    from huggingface_hub import try_to_load_from_cache
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    repo_id, filename = os.path.split(hf_hub)       # open_clip's convention: "org/repo/" or "org/repo/file"
+    names = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
+    for name in names:
+        found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _create_pretrained(name: str, tag: str, cache_dir: str | None) -> nn.Module:
+    """open_clip's NAME with pretrained TAG. Without a reachable hub, the cached copy or a clear
+    error at once (rather than a minute of download retries)."""
+    cfg = open_clip.get_pretrained_cfg(name, tag) or {}
+    pretrained, quick_gelu = tag, False
+    if cfg.get("hf_hub") and not hub_reachable():
+        pretrained = cached_hub_weights(cfg["hf_hub"], cache_dir)
+        if pretrained is None:
+            host = hub_endpoint()[0]
+            raise ClipError(
+                f"could not load CLIP {name}/{tag}: {host} cannot be reached and its weights "
+                f"({cfg['hf_hub'].rstrip('/')}) are not in the local Hugging Face cache. Without internet, "
+                "pass a local checkpoint with --clip PATH (an official VadCLIP checkpoint contains its CLIP).")
+        quick_gelu = bool(cfg.get("quick_gelu", False))       # the tag would have set it
+    try:
+        return open_clip.create_model(name, pretrained=pretrained, cache_dir=cache_dir, require_pretrained=True,
+                                      force_quick_gelu=quick_gelu)
     except Exception as e:
         raise ClipError(
             f"could not load CLIP {name}/{tag} through open_clip ({type(e).__name__}: {e}). "
