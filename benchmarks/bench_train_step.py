@@ -1,6 +1,9 @@
-"""One training step at the official batch (xd: 96 x 256, D = 512) on CPU: ours vs a per-video loop.
+"""One training step at the official batch on CPU, ours vs a per-video loop.
 
-    python benchmarks/bench_train_step.py [--clip random|PATH] [--batch 96] [--repeats 5] [--threads 2]
+xd: 96 x 256 x 512 (the default); ucf: 64 normal + 64 abnormal videos, `--preset ucf --batch 128`.
+
+    python benchmarks/bench_train_step.py [--preset xd|ucf] [--clip random|PATH] [--batch 96] [--repeats 5]
+        [--threads 2]
         [--keep-freed-memory]
 
 Both start from the same weights and take the same batch. Each side first takes one untimed
@@ -48,6 +51,8 @@ def fake_batch(batch: int, T: int, n_classes: int, seed: int = 0):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", default="random", help="CLIP for the text tower (default: random ViT-B-16)")
+    ap.add_argument("--preset", default="xd", choices=["xd", "ucf"],
+                    help="adapter shape and recipe (ucf: 2 layers, 8-wide windows; its official step is 64 + 64 videos)")
     ap.add_argument("--batch", type=int, default=96)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
@@ -58,9 +63,9 @@ def main() -> None:
     if a.keep_freed_memory and not keep_freed_memory():
         sys.exit("--keep-freed-memory: not glibc, nothing to set")
     torch.manual_seed(0)
-    start = vadclip.build_model("xd", clip=a.clip)
+    start = vadclip.build_model(a.preset, clip=a.clip)
     names = list(start.config.class_names)
-    recipe = effective_recipe(TrainConfig(preset="xd"))
+    recipe = effective_recipe(TrainConfig(preset=a.preset))
     feats, lengths, multi_hot = fake_batch(a.batch, start.config.visual_length, len(names))
 
     def ours(feats=feats, multi_hot=multi_hot, lengths=lengths):
@@ -97,7 +102,7 @@ def main() -> None:
 
     print(f"machine: {platform.machine()} {platform.processor()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, allocator: {'glibc keeps freed memory' if a.keep_freed_memory else 'default'}")
-    print(f"one training step, batch {a.batch} x {start.config.visual_length} x 512, xd preset, "
+    print(f"one training step, batch {a.batch} x {start.config.visual_length} x 512, {a.preset} preset, "
           f"CLIP {a.clip}{' (random weights)' if start.clip_info.random_weights else ''}, {a.repeats} timed repeats")
     print("                                       best    median")
     print(f"  ours (batched, torch AdamW)        {t_ours:7.2f} s {med_ours:7.2f} s")
