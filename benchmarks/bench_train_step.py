@@ -3,8 +3,7 @@
 xd: 96 x 256 x 512 (the default); ucf: 64 normal + 64 abnormal videos, `--preset ucf --batch 128`.
 
     python benchmarks/bench_train_step.py [--preset xd|ucf] [--clip random|PATH] [--batch 96] [--repeats 5]
-        [--threads 2]
-        [--keep-freed-memory]
+        [--threads 2] [--keep-freed-memory]
 
 Both start from the same weights and take the same batch. Each side first takes one untimed
 warm-up step (one-off costs: kernel set-up, first allocations), then the two are timed in turn,
