@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .clip_backbone import ClipInfo
-from .utils import atomic_write, is_out_of_memory, release_cached_memory, resolve_device
+from .utils import atomic_write, in_groups, partial_writes, resolve_device
 from .video import (SNIPPET_FRAMES, Backend, VideoInfo, content_hash as file_content_hash, iter_frames,
                     prefetch, probe, snippet_frame_indices)
 
@@ -309,18 +309,8 @@ def encode_images(clip_model: nn.Module, x: torch.Tensor, device: torch.device,
     """`clip_model.encode_image(x)` [b, D] in groups of at most `max_batch` images; on an
     out-of-memory error the group size halves (down to one image) and the same images are
     retried. Returns the features and the group size that worked (pass it to the next call)."""
-    batch = max(1, min(len(x), max_batch or len(x)))
-    parts, start = [], 0
-    while start < len(x):
-        try:
-            parts.append(clip_model.encode_image(x[start:start + batch]))
-        except RuntimeError as error:            # torch.OutOfMemoryError is a RuntimeError
-            if not is_out_of_memory(error) or batch == 1:
-                raise
-            batch //= 2
-            release_cached_memory(device)
-            continue
-        start += batch
+    parts, batch = in_groups(lambda start, stop: clip_model.encode_image(x[start:stop]), len(x),
+                             max_batch or len(x), device)
     return (parts[0] if len(parts) == 1 else torch.cat(parts)), batch
 
 
@@ -357,7 +347,7 @@ class FeatureCache:
         """Delete temporary files of writes that never finished (a killed process) once they are
         `max_age_s` old (younger ones may belong to a write in progress); returns how many."""
         removed, now = 0, time.time()
-        for path in self.root.glob(".*.npy.*.tmp"):
+        for path in partial_writes(self.root, "*.npy"):
             try:
                 if now - path.stat().st_mtime > max_age_s:
                     path.unlink()
@@ -388,10 +378,10 @@ class FeatureCache:
         except FileNotFoundError:
             return None
         except Exception:  # truncated or garbage file: drop it
-            _unlink(path)
+            path.unlink(missing_ok=True)
             return None
         if arr.dtype != np.float32 or arr.ndim not in (2, 3):
-            _unlink(path)
+            path.unlink(missing_ok=True)
             return None
         _touch(path)
         return arr
@@ -429,7 +419,7 @@ class FeatureCache:
             if total <= self.max_bytes:
                 break
             if path != keep:
-                _unlink(path)
+                path.unlink(missing_ok=True)
                 total -= size
 
 
@@ -437,13 +427,6 @@ def _touch(path: Path) -> None:
     now = time.time_ns()
     try:
         os.utime(path, ns=(now, now))
-    except FileNotFoundError:
-        pass
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
     except FileNotFoundError:
         pass
 

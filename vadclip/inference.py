@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .model import VadCLIP
-from .utils import is_out_of_memory, release_cached_memory
+from .utils import in_groups
 
 
 @dataclass
@@ -65,24 +65,16 @@ def score_features(model: VadCLIP, features: np.ndarray, class_names: list[str] 
     device = model.frame_position_embeddings.weight.device
     chunks, lengths = chunk_features(torch.from_numpy(arr), model.config.visual_length)
     t0 = model.encode_text(names) if text_features is None else text_features
-    logits_c, logits_a = [], []
-    batch, start = max_chunks_per_batch, 0
+
+    def run(start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        out = model(chunks[start:stop].to(device), lengths[start:stop].to(device), names, text_features=t0)
+        return out.logits_c.reshape(-1), out.logits_a.reshape(-1, len(names))
+
     try:
-        while start < len(chunks):
-            try:
-                out = model(chunks[start:start + batch].to(device), lengths[start:start + batch].to(device),
-                            names, text_features=t0)
-            except RuntimeError as error:          # torch.OutOfMemoryError is a RuntimeError
-                if not is_out_of_memory(error) or batch == 1:
-                    raise
-                batch //= 2                        # retry the same chunks in smaller groups
-                release_cached_memory(device)
-                continue
-            logits_c.append(out.logits_c.reshape(-1))
-            logits_a.append(out.logits_a.reshape(-1, len(names)))
-            start += batch
+        outputs, _ = in_groups(run, len(chunks), max_chunks_per_batch, device)
     finally:
         model.train(was_training)
+    logits_c, logits_a = zip(*outputs)
     n = arr.shape[0]
     lc = torch.cat(logits_c)[:n].float()
     la = torch.cat(logits_a)[:n].float()

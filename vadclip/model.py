@@ -28,7 +28,7 @@ class QuickGELU(nn.Module):
 
 
 class QuickGELUMLP(nn.Module):
-    """width -> 4*width -> width with QuickGELU (named like CLIP's MLPs: c_fc, gelu, c_proj).
+    """width -> 4*width -> width with QuickGELU (named like CLIP's MLPs: c_fc, c_proj).
 
     The 1.702 of QuickGELU is folded into the (small) weights rather than applied to the wide
     hidden activation: silu(1.702 h) = 1.702 * quick_gelu(h), so the hidden layer costs one silu
@@ -38,7 +38,6 @@ class QuickGELUMLP(nn.Module):
     def __init__(self, width: int):
         super().__init__()
         self.c_fc = nn.Linear(width, width * 4)
-        self.gelu = QuickGELU()
         self.c_proj = nn.Linear(width * 4, width)
 
     def scaled_pre_activation(self, x: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,7 @@ from .evaluate import EvalSet, evaluate, load_eval_set
 from .losses import total_loss
 from .model import VadCLIP, VadCLIPOutput
 from .safe_load import load_state_dict_file
-from .utils import atomic_write, keep_freed_memory, resolve_device
+from .utils import atomic_write, keep_freed_memory, partial_writes, resolve_device
 
 BEST, LAST, STATE, RUN, METRICS, REPORT = ("best.safetensors", "last.safetensors", "train_state.pt",
                                            "run.json", "metrics.jsonl", "report.json")
@@ -295,7 +295,7 @@ def _prepare_out_dir(out_dir: Path, config: TrainConfig, recipe: Recipe) -> dict
 def _remove_partial_writes(out_dir: Path) -> None:
     """Delete the temporary files a killed run left behind while writing its own outputs."""
     for name in (BEST, LAST, STATE, RUN, REPORT):
-        for leftover in out_dir.glob(f".{name}.*.tmp"):
+        for leftover in partial_writes(out_dir, name):
             leftover.unlink(missing_ok=True)
 
 

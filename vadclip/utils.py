@@ -6,7 +6,9 @@ import ctypes
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -27,6 +29,12 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def partial_writes(folder: str | os.PathLike, name: str = "*") -> Iterator[Path]:
+    """The temporary files that `atomic_write`s of `name` (a file name or a glob) into `folder`
+    left behind without finishing (a killed process)."""
+    return Path(folder).glob(f".{name}.*.tmp")
 
 
 def resolve_device(device: str | None) -> str:
@@ -51,6 +59,27 @@ def release_cached_memory(device) -> None:
 
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
+
+
+def in_groups(fn: Callable[[int, int], T], n: int, group: int, device) -> tuple[list[T], int]:
+    """`fn(start, stop)` over [0, n) in slices of at most `group` items, in order.
+
+    On an out-of-memory error the group halves (down to one item) and the same slice is retried.
+    Returns the results and the group size that worked (pass it on to the next call).
+    """
+    group = max(1, min(n, group))
+    results, start = [], 0
+    while start < n:
+        try:
+            results.append(fn(start, min(n, start + group)))
+        except RuntimeError as error:            # torch.OutOfMemoryError is a RuntimeError
+            if not is_out_of_memory(error) or group == 1:
+                raise
+            group //= 2
+            release_cached_memory(device)
+            continue
+        start += group
+    return results, group
 
 
 def keep_freed_memory() -> bool:
