@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 
 from vadclip.config import PRESETS, get_preset
-from vadclip.features import ExtractSettings, FeatureCache, backbone_id, cached_video_features
+from vadclip.features import SAMPLES_PER_SNIPPET, ExtractSettings, FeatureCache, backbone_id, cached_video_features
 from vadclip.results import DetectionParams, VideoScores
 from vadclip.scoring import redetect, scores_from_features
 from vadclip.train import TrainConfig
@@ -35,7 +35,7 @@ from .training import Trainer, TrainingJob, list_files, resolve_in_root, run_fol
 
 Progress = Callable[[str, float], None]
 
-SAMPLES_PER_SNIPPET_CHOICES = (16, 8, 4, 2, 1)
+SAMPLES_PER_SNIPPET_CHOICES = SAMPLES_PER_SNIPPET      # frames encoded per snippet, offered in the UI
 DEFAULT_SAMPLES_PER_SNIPPET = 4            # CPU-friendly default (16 = the official features)
 REVIEW_ACTIONS = {"confirm": "confirmed", "dismiss": "dismissed", "relabel": "relabelled",
                   "reset": "pending"}
@@ -266,7 +266,6 @@ def rescore(ctx: AppContext, session: Session, normal: str, anomalies: str, mode
     loaded = ctx.registry.get(model_key, preset, ctx.device)
     if backbone_id(loaded.clip_info, loaded.clip_model) != session.features_key[1]:
         raise AppError("this model runs on another CLIP than the analysed features: press Analyse")
-    loaded.check_vocabulary(names)
     new = scores_from_features(
         session.features, loaded.scorer, names, video=scores.video, content_hash=scores.content_hash,
         fps=scores.fps, n_frames=scores.n_frames, samples_per_snippet=scores.samples_per_snippet,

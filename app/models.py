@@ -13,7 +13,7 @@ from pathlib import Path
 
 from torch import nn
 
-from vadclip.checkpoint import get_tokenizer, load_model, read_checkpoint_header
+from vadclip.checkpoint import get_tokenizer, load_model, read_checkpoint_header, resolve_checkpoint_path
 from vadclip.clip_backbone import ClipInfo, load_clip
 from vadclip.config import PRESETS
 from vadclip.safe_load import CheckpointError
@@ -50,22 +50,10 @@ class LoadedModel:
     def clip_info(self) -> ClipInfo:
         return self.scorer.clip_info
 
-    @property
-    def description(self) -> str:
-        return self.scorer.description
-
-    @property
-    def default_class_names(self) -> list[str]:
-        return list(self.scorer.default_class_names)
-
     def check_vocabulary(self, class_names: list[str]) -> list[str]:
         """The cleaned names; ValueError for names the model cannot take (too long for CLIP's
         context, duplicates, ...), raised before any video is decoded."""
         return self.scorer.vocabulary(list(class_names))
-
-    @property
-    def random_weights(self) -> bool:
-        return self.clip_info.random_weights
 
 
 def checkpoint_kind(path: Path) -> str | None:
@@ -84,11 +72,8 @@ def describe_checkpoint(path: Path) -> str:
     kind = checkpoint_kind(path)
     if kind == "official":
         return f"{path.name} (official format)"
-    target = path / "best.safetensors" if path.is_dir() else path
-    if path.is_dir() and not target.is_file():
-        target = path / "last.safetensors"
     try:
-        header = read_checkpoint_header(target)
+        header = read_checkpoint_header(resolve_checkpoint_path(path))
     except CheckpointError:
         return f"{path.name} (unreadable header)"
     preset = header["config"].get("preset", "?")

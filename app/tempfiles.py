@@ -34,15 +34,16 @@ class TempFiles:
 
     def session_dir(self, session_id: str | None) -> Path:
         """The (created) folder of one session; `None` -> a shared "anonymous" folder."""
-        name = _UNSAFE.sub("_", session_id or "")[:64] or "anonymous"
-        path = self.root / name
+        path = self._path(session_id)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def remove(self, session_id: str | None) -> None:
         """Delete a session's folder and everything in it (the session ended)."""
-        name = _UNSAFE.sub("_", session_id or "")[:64] or "anonymous"
-        shutil.rmtree(self.root / name, ignore_errors=True)
+        shutil.rmtree(self._path(session_id), ignore_errors=True)
+
+    def _path(self, session_id: str | None) -> Path:
+        return self.root / (_UNSAFE.sub("_", session_id or "")[:64] or "anonymous")
 
     def sweep(self, now: float | None = None) -> int:
         """Delete files older than `max_age_s` (and folders left empty); returns files deleted."""

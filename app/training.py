@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vadclip.paths import PathEscapeError, confine
+from vadclip.paths import confine, is_inside
 from vadclip.train import TrainConfig, TrainResult, train
 
 MAX_LISTED = 500           # feature lists / annotation files offered in the dropdowns
@@ -32,18 +32,11 @@ def list_files(root: Path, suffixes: tuple[str, ...]) -> list[str]:
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in suffixes:
             continue
-        if path.is_file() and confine_or_none(rel, root) is not None:
+        if path.is_file() and is_inside(rel, root):
             found.append(rel.as_posix())
             if len(found) >= MAX_LISTED:
                 break
     return found
-
-
-def confine_or_none(path: str | Path, root: Path) -> Path | None:
-    try:
-        return confine(path, root)
-    except PathEscapeError:
-        return None
 
 
 def resolve_in_root(choice: str | None, root: Path, what: str, required: bool = True) -> Path | None:

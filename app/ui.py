@@ -99,7 +99,16 @@ def _banner(scores) -> str:
 
 
 def _choices(ctx: h.AppContext, session: Session) -> list[tuple[str, str]]:
-    return [(c.label, c.key) for c in h.model_choices(ctx, session)]
+    return _as_options(h.model_choices(ctx, session))
+
+
+def _as_options(choices: list[h.ModelChoice]) -> list[tuple[str, str]]:
+    return [(c.label, c.key) for c in choices]
+
+
+def _init_choices(choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Training's "start from": a fresh adapter, or any checkpoint (zero-shot, listed last, is not one)."""
+    return [("fresh adapter on VADCLIP_CLIP", ZERO_SHOT)] + choices[:-1]
 
 
 def build_demo(config: AppConfig) -> gr.Blocks:
@@ -107,7 +116,8 @@ def build_demo(config: AppConfig) -> gr.Blocks:
     ctx = h.AppContext.create(config)
     vocab_names = list(ctx.vocabularies)
     first_vocab = ctx.vocabularies[vocab_names[0]]
-    initial_choices = _choices(ctx, Session())
+    scanned = h.model_choices(ctx, Session())
+    initial_choices = _as_options(scanned)
     examples = sorted(str(p) for p in config.assets_dir.glob("*.mp4"))
     gpu = gpu_decorator()
 
@@ -130,9 +140,8 @@ def build_demo(config: AppConfig) -> gr.Blocks:
                                         label="Examples (synthetic clips)", examples_per_page=6)
                     with gr.Column(scale=6, min_width=360):
                         with gr.Row():
-                            model = gr.Dropdown(initial_choices, value=h.default_model(
-                                h.model_choices(ctx, Session())), label="Model", scale=4,
-                                elem_id="model", allow_custom_value=False)
+                            model = gr.Dropdown(initial_choices, value=h.default_model(scanned), label="Model",
+                                                scale=4, elem_id="model", allow_custom_value=False)
                             preset = gr.Dropdown(list(PRESET_CHOICES), value="auto", scale=1,
                                                  label="Preset", info="official .pth only",
                                                  min_width=110)
@@ -222,7 +231,7 @@ def build_demo(config: AppConfig) -> gr.Blocks:
                     files_refresh = gr.Button("Refresh lists", scale=0, min_width=120)
                 with gr.Row():
                     train_preset = gr.Radio(["xd", "ucf"], value="xd", label="Preset")
-                    init = gr.Dropdown([("fresh adapter on VADCLIP_CLIP", ZERO_SHOT)] + initial_choices[:-1],
+                    init = gr.Dropdown(_init_choices(initial_choices),
                                        value=ZERO_SHOT, label="Start from", elem_id="train-init")
                 with gr.Row():
                     epochs = gr.Number(10, label="Epochs", precision=0, minimum=1, elem_id="train-epochs")
@@ -439,7 +448,7 @@ def build_demo(config: AppConfig) -> gr.Blocks:
                         gr.skip(), gr.skip())
             choices = _choices(ctx, sess)
             return (gr.Timer(active=False), status, training_figure(snap.events), snap.log, checkpoint,
-                    gr.Dropdown(choices=choices), gr.Dropdown(choices=[("fresh adapter on VADCLIP_CLIP", ZERO_SHOT)] + choices[:-1]))
+                    gr.Dropdown(choices=choices), gr.Dropdown(choices=_init_choices(choices)))
 
         timer.tick(_guard(poll, 7), [session], [timer, train_status, train_plot, train_log, train_ckpt, model, init],
                    show_progress="hidden")
