@@ -237,7 +237,7 @@ def analyse(ctx: AppContext, session: Session, video: str | None, normal: str, a
     else:
         extracted, cache_hit = cached_video_features(
             loaded.clip_model, loaded.clip_info, path, ExtractSettings(samples_per_snippet=samples),
-            ctx.device, ctx.cache, info=info, content_hash=digest,
+            ctx.device, ctx.cache, info=info, content_hash=digest, backbone=features_key[1],
             on_progress=lambda done, total: report("encoding frames with CLIP",
                                                    0.05 + 0.9 * done / max(total, 1)))
         features = extracted.features

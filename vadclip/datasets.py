@@ -17,7 +17,7 @@ run sees exactly the batches an uninterrupted one would.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -130,20 +130,6 @@ def check_batching(is_normal: np.ndarray, batch_size: int, balanced: bool) -> li
     return []
 
 
-class _Batches(torch.utils.data.Sampler):
-    """A fixed list of batches, yielded in order (the DataLoader's `batch_sampler`)."""
-
-    def __init__(self, batches: list[np.ndarray]):
-        self.batches = batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return (b.tolist() for b in self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
 def batch_loader(dataset: FeatureClips, batches: Sequence[np.ndarray], num_workers: int = 0) -> DataLoader:
     """A DataLoader over the given batches, in order, yielding (features [B,T,D], multi_hot [B,C], lengths [B])."""
-    return DataLoader(dataset, batch_sampler=_Batches(list(batches)), num_workers=num_workers,
-                      persistent_workers=False, pin_memory=False)
+    return DataLoader(dataset, batch_sampler=[b.tolist() for b in batches], num_workers=num_workers)

@@ -391,7 +391,7 @@ def _run_jobs(jobs: Sequence[VideoJob], out_dir: Path, clip_model: nn.Module, cl
 
                 result, _ = cached_video_features(clip_model, clip_info, job.video, settings,
                                                   device, cache=cache, info=info,
-                                                  on_progress=advance)
+                                                  on_progress=advance, backbone=backbone)
                 record.update(n_snippets=result.n_snippets, n_frames=info.n_frames, fps=info.fps,
                               video=str(job.video), label=job.label)
                 _save_outputs(out_dir, job, result.features, record, settings)

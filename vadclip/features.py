@@ -442,11 +442,13 @@ def cached_video_features(
     content_hash: str | None = None,
     on_progress: ProgressFn | None = None,
     backend: Backend = "auto",
+    backbone: str | None = None,
 ) -> tuple[VideoFeatures, bool]:
     """`extract_video_features` through `cache` -> (features, cache_hit).
 
     Without a cache this simply extracts. A cached array of the wrong shape for this video is
-    ignored and replaced.
+    ignored and replaced. `backbone` is `backbone_id(clip_info, clip_model)` when the caller has
+    it already (it hashes CLIP weights).
     """
     if info is None:
         info = probe(path, backend=backend)
@@ -455,7 +457,7 @@ def cached_video_features(
                                       on_progress), False
     if content_hash is None:
         content_hash = file_content_hash(path)
-    key = FeatureCache.key(content_hash, backbone_id(clip_info, clip_model), settings)
+    key = FeatureCache.key(content_hash, backbone or backbone_id(clip_info, clip_model), settings)
     n = info.n_frames // SNIPPET_FRAMES
     expected = (10, n, clip_info.embed_dim) if settings.ten_crop else (n, clip_info.embed_dim)
     cached = cache.get(key)

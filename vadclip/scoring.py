@@ -206,6 +206,7 @@ def score_video(path: str | Path, model: VadCLIP | FeatureScorer, class_names: l
         raise VideoError(path, f"needs at least {SNIPPET_FRAMES} frames (one snippet), "
                                f"it has {info.n_frames}")
     digest = content_hash(path)
+    backbone = backbone_id(scorer.clip_info, scorer.clip_model) if cache is not None else None
     progress("probe", 1.0)
     timings["probe_s"] = time.perf_counter() - t0
 
@@ -213,7 +214,7 @@ def score_video(path: str | Path, model: VadCLIP | FeatureScorer, class_names: l
     progress("encode", 0.0)
     features, cache_hit = cached_video_features(
         scorer.clip_model, scorer.clip_info, path, settings=settings, device=device, cache=cache,
-        info=info, content_hash=digest,
+        info=info, content_hash=digest, backbone=backbone,
         on_progress=lambda done, total: progress("encode", done / max(total, 1)),
     )
     progress("encode", 1.0)
@@ -223,7 +224,7 @@ def score_video(path: str | Path, model: VadCLIP | FeatureScorer, class_names: l
     progress("score", 0.0)
     cache_key = None
     if cache is not None:      # lets the app re-score from `cache.get(key)` without decoding
-        cache_key = FeatureCache.key(digest, backbone_id(scorer.clip_info, scorer.clip_model), settings)
+        cache_key = FeatureCache.key(digest, backbone, settings)
     extras = {
         "cache_hit": cache_hit, "cache_key": cache_key,
         "extract_settings": asdict(settings), "video_backend": info.backend,
