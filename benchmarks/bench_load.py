@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from test_load import (AppServer, check_outcome, direct_model, expected_decisions,  # noqa: E402
+from test_load import (AppServer, check_outcome, direct_model, expected_all, expected_decisions,  # noqa: E402
                        latency_summary, make_videos, plan_requests, run_load, stored_decisions)
 
 
@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
             alive = server.proc.poll() is None
         finally:
             server.stop()
-        problems = [p for o in outcomes for p in check_outcome(o, model)]
-        decisions_ok = stored_decisions(root / "data") == expected_decisions(outcomes, model)
+        expected = expected_all(outcomes, model)
+        problems = [p for o in outcomes for p in check_outcome(o, expected[o.request])]
+        decisions_ok = stored_decisions(root / "data") == expected_decisions(outcomes, expected)
     stats = latency_summary(outcomes, wall_s)
     print(f"users {args.users} x requests {args.requests} (analyse + decide), app concurrency "
           f"{args.concurrency}, videos {args.frames}-{args.frames + 16 * (args.users - 1)} frames 64x48")

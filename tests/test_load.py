@@ -8,7 +8,7 @@ its first segment (API `/decide_segment`). Checks: every request succeeds, each 
 database holds exactly the decisions that were made.
 
 The helpers here (`AppServer`, `make_videos`, `run_user`, ...) are also used by
-tests/test_reliability.py and benchmarks/bench_load.py.
+tests/test_reliability_faults.py and benchmarks/bench_load.py.
 """
 from __future__ import annotations
 
@@ -239,15 +239,19 @@ def run_load(server: AppServer, plans: list[list[Request]]) -> tuple[list[Outcom
     return [o for user in results for o in user], time.perf_counter() - start
 
 
-def check_outcome(outcome: Outcome, model) -> list[str]:
-    """Differences between the app's answer and `score_video` run directly ([] = none)."""
+def expected_all(outcomes: list[Outcome], model) -> dict:
+    """`expected_scores` of every request, each computed once."""
+    return {o.request: expected_scores(o.request, model) for o in outcomes}
+
+
+def check_outcome(outcome: Outcome, expected) -> list[str]:
+    """Differences between the app's answer and `expected`, `score_video` run directly ([] = none)."""
     request = outcome.request
     if outcome.errors:
         return outcome.errors
     problems = []
     if not outcome.summary.startswith(f"**{request.video.name}**"):
         problems.append(f"summary of another video: {outcome.summary[:60]!r}")
-    expected = expected_scores(request, model)
     if len(outcome.rows) != len(expected.segments):
         return problems + [f"{len(outcome.rows)} segments, expected {len(expected.segments)}"]
     for row, seg in zip(outcome.rows, expected.segments):
@@ -262,7 +266,7 @@ def check_outcome(outcome: Outcome, model) -> list[str]:
     return [f"{request.note}: {p}" for p in problems]
 
 
-def expected_decisions(outcomes: list[Outcome], model) -> dict[tuple, tuple[str, str]]:
+def expected_decisions(outcomes: list[Outcome], expected: dict) -> dict[tuple, tuple[str, str]]:
     """(content hash, start frame, end frame, label) -> (status, note) after all requests, in
     each user's order (a later decision on the same segment replaces an earlier one)."""
     from vadclip.video import content_hash
@@ -270,7 +274,7 @@ def expected_decisions(outcomes: list[Outcome], model) -> dict[tuple, tuple[str,
     decisions = {}
     for outcome in sorted(outcomes, key=lambda o: (o.request.user, o.request.number)):
         request = outcome.request
-        seg = expected_scores(request, model).segments[0]
+        seg = expected[request].segments[0]
         key = (content_hash(request.video), seg.start_frame, seg.end_frame, seg.label)
         decisions[key] = (ACTION_STATUS[request.action], request.note)
     return decisions
@@ -319,9 +323,10 @@ def test_eight_users_three_requests_each(load_setup):
     plans = plan_requests(videos, model, N_REQUESTS)
     outcomes, wall_s = run_load(server, plans)
     assert len(outcomes) == N_USERS * N_REQUESTS
-    problems = [p for o in outcomes for p in check_outcome(o, model)]
+    expected = expected_all(outcomes, model)
+    problems = [p for o in outcomes for p in check_outcome(o, expected[o.request])]
     assert not problems, "\n".join(problems[:20]) + "\n" + server.log_tail()
-    assert stored_decisions(server.root / "data") == expected_decisions(outcomes, model)
+    assert stored_decisions(server.root / "data") == expected_decisions(outcomes, expected)
     stats = latency_summary(outcomes, wall_s)
     print(f"\nload: {stats}")
     assert server.proc.poll() is None, "the app died under load"
