@@ -33,20 +33,20 @@ def _distance_adjacency_numpy(batch: int, length: int) -> torch.Tensor:
     return d.unsqueeze(0).repeat(batch, 1, 1)
 
 
-def _quick_gelu(x: torch.Tensor) -> torch.Tensor:
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(1.702 * x)
 
 
-def _mlp(mlp, x: torch.Tensor) -> torch.Tensor:
-    return mlp.c_proj(_quick_gelu(mlp.c_fc(x)))
+def official_mlp(mlp, x: torch.Tensor) -> torch.Tensor:
+    return mlp.c_proj(quick_gelu(mlp.c_fc(x)))
 
 
-def _temporal(model: VadCLIP, x: torch.Tensor) -> torch.Tensor:
+def official_temporal(temporal, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
     """The official local transformer: nn.MultiheadAttention over the whole clip with the window mask."""
-    for block in model.temporal.resblocks:
+    for block in temporal.resblocks:
         h = block.ln_1(x)
-        x = x + block.attn(h, h, h, need_weights=False, attn_mask=model.attn_mask)[0]
-        x = x + _mlp(block.mlp, block.ln_2(x))
+        x = x + block.attn(h, h, h, need_weights=False, attn_mask=attn_mask)[0]
+        x = x + official_mlp(block.mlp, block.ln_2(x))
     return x
 
 
@@ -72,20 +72,20 @@ def official_style_forward(model: VadCLIP, features: torch.Tensor, lengths: torc
                            class_names: list[str], text_features: torch.Tensor | None = None):
     """(text_features, logits_c, logits_a) computed with the official code's loops."""
     x = features.float() + model.frame_position_embeddings.weight[None]
-    x = _temporal(model, x)
+    x = official_temporal(model.temporal, x, model.attn_mask)
     adj = _similarity_adjacency_loop(x, lengths)
     dis = _distance_adjacency_numpy(x.shape[0], x.shape[1])
-    h1 = _quick_gelu(model.gc1(x, adj))
-    h2 = _quick_gelu(model.gc3(x, dis))
-    h1 = _quick_gelu(model.gc2(h1, adj))
-    h2 = _quick_gelu(model.gc4(h2, dis))
+    h1 = quick_gelu(model.gc1(x, adj))
+    h2 = quick_gelu(model.gc3(x, dis))
+    h1 = quick_gelu(model.gc2(h1, adj))
+    h2 = quick_gelu(model.gc4(h2, dis))
     X = model.linear(torch.cat([h1, h2], dim=2))
-    logits_c = model.classifier(X + _mlp(model.mlp2, X))
+    logits_c = model.classifier(X + official_mlp(model.mlp2, X))
     t0 = _encode_text_loop(model, class_names) if text_features is None else text_features
     v = logits_c.permute(0, 2, 1) @ X
     v = v / v.norm(dim=-1, keepdim=True)
     t = t0[None].expand(X.shape[0], -1, -1) + v.expand(-1, t0.shape[0], -1)
-    t = t + _mlp(model.mlp1, t)
+    t = t + official_mlp(model.mlp1, t)
     logits_a = (X / X.norm(dim=-1, keepdim=True)) @ (t / t.norm(dim=-1, keepdim=True)).permute(0, 2, 1) / 0.07
     return t0, logits_c, logits_a
 

@@ -12,6 +12,8 @@ from vadclip.inference import chunk_features
 from vadclip.model import distance_adjacency, similarity_adjacency, window_attention_mask
 from vadclip.prompt import max_name_tokens, tokenize_class_names, validate_class_names
 
+from reference_forward import official_mlp, official_style_forward, official_temporal, quick_gelu  # benchmarks/
+
 
 def _multi_hot(labels, names):
     mh = torch.zeros(len(labels), len(names))
@@ -75,18 +77,6 @@ def test_window_mask_blocks():
     assert not torch.isinf(m100).all(dim=1).any()
 
 
-def _plain_temporal(module, x, mask):
-    """The official computation: masked nn.MultiheadAttention over whole clips, x * sigmoid(1.702 x)."""
-    def mlp(m, h):
-        h = m.c_fc(h)
-        return m.c_proj(h * torch.sigmoid(1.702 * h))
-    for block in module.resblocks:
-        h = block.ln_1(x)
-        x = x + block.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
-        x = x + mlp(block.mlp, block.ln_2(x))
-    return x
-
-
 @pytest.mark.parametrize("window", [6, 8, 7, 30])       # tiling, tiling, last window longer, one window
 def test_local_temporal_matches_masked_attention(window):
     """Windows run as separate sequences and padding-only windows shared: same values and gradients."""
@@ -111,7 +101,7 @@ def test_local_temporal_matches_masked_attention(window):
         return out.detach(), grads
 
     ours, g_ours = run(lambda x, pos: module(x, lengths, pos, mask))
-    ref, g_ref = run(lambda x, pos: _plain_temporal(module, x, mask))
+    ref, g_ref = run(lambda x, pos: official_temporal(module, x, mask))
     torch.testing.assert_close(ours, ref, atol=2e-5, rtol=1e-5)
     for a, b in zip(g_ours, g_ref):
         torch.testing.assert_close(a, b, atol=5e-5, rtol=1e-4)
@@ -123,15 +113,15 @@ def test_quick_gelu_mlp_matches_plain_mlp():
     m = QuickGELUMLP(16).double()
     x = torch.randn(2, 5, 16, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: m(x), (x,))
-    h = m.c_fc(x)
-    ref = m.c_proj(h * torch.sigmoid(1.702 * h))
+    ref = official_mlp(m, x)
     out = m(x)
     torch.testing.assert_close(out, ref)
     g = torch.randn_like(out)
     params = [x] + list(m.parameters())
     for a, b in zip(torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g)):
         torch.testing.assert_close(a, b)
-    torch.testing.assert_close(QuickGELU()(h), h * torch.sigmoid(1.702 * h))
+    h = m.c_fc(x)
+    torch.testing.assert_close(QuickGELU()(h), quick_gelu(h))
 
 
 def test_c_branch_is_classifier_of_x_plus_mlp2(official_model):
@@ -142,8 +132,7 @@ def test_c_branch_is_classifier_of_x_plus_mlp2(official_model):
     X = torch.randn(3, 10, model.config.visual_width, requires_grad=True)
     params = [X] + list(model.mlp2.parameters()) + list(model.classifier.parameters())
     ours = model.c_branch(X)
-    h = model.mlp2.c_fc(X)
-    ref = model.classifier(X + model.mlp2.c_proj(h * torch.sigmoid(1.702 * h)))
+    ref = model.classifier(X + official_mlp(model.mlp2, X))
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     g = torch.randn_like(ours)
     for a, b in zip(torch.autograd.grad(ours, params, g), torch.autograd.grad(ref, params, g)):
@@ -155,10 +144,6 @@ def test_forward_and_gradients_match_the_plain_official_computation(official_mod
     against the official computation written plainly (benchmarks/reference_forward.py), values and
     the gradients of every adapter parameter."""
     import copy
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from reference_forward import official_style_forward
 
     names = list(parity["class_names"])
     feats = torch.from_numpy(parity["batch_features"])

@@ -1,6 +1,7 @@
 """Training: one step against a by-hand reference, learning on synth data, resume, cancel, refusals."""
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -9,7 +10,6 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-import torch.nn.functional as F
 
 import vadclip
 from vadclip import cli, data
@@ -22,6 +22,7 @@ from vadclip.safe_load import load_state_dict_file
 from vadclip.train import TrainConfig, TrainError, effective_recipe, make_optimizer, train, train_step
 
 from conftest import SHARED
+from reference_train_step import HandAdamW, per_video_losses  # benchmarks/
 
 T = 32   # a short clip length keeps CPU training fast; the recipe is the same
 
@@ -91,40 +92,11 @@ def assert_same_weights(a, b):
 
 # --------------------------------------------------------------------------- one step vs a by-hand reference
 
-def reference_losses(model, features, lengths, multi_hot, class_names):
-    """The official losses one video at a time, written out."""
-    t0 = model.encode_text(class_names)
-    loss_c, loss_a = 0.0, 0.0
-    for i in range(features.shape[0]):
-        out = model(features[i:i + 1], lengths[i:i + 1], class_names, text_features=t0)
-        L = int(lengths[i])
-        k = int(L / 16 + 1)
-        score = torch.sigmoid(out.logits_c[0, :L, 0]).topk(k).values.mean()
-        y = 1.0 - multi_hot[i, 0]
-        loss_c = loss_c - (y * torch.log(score) + (1 - y) * torch.log(1 - score))
-        video_logits = out.logits_a[0, :L].topk(k, dim=0).values.mean(dim=0)
-        target = multi_hot[i] / multi_hot[i].sum()
-        loss_a = loss_a - (target * F.log_softmax(video_logits, dim=0)).sum()
-    n = features.shape[0]
-    t = t0 / t0.norm(dim=-1, keepdim=True)
-    contrast = sum(torch.abs(t[0] @ t[j]) for j in range(1, t.shape[0])) / (t.shape[0] - 1)
-    return loss_c / n, loss_a / n, contrast
-
-
-def reference_adamw_step(params, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
-    """The first AdamW step, written out: decay, then lr * m_hat / (sqrt(v_hat) + eps)."""
-    with torch.no_grad():
-        for p in params:
-            g = p.grad
-            m_hat = (1 - betas[0]) * g / (1 - betas[0])
-            v_hat = (1 - betas[1]) * g * g / (1 - betas[1])
-            p.mul_(1 - lr * weight_decay)
-            p.sub_(lr * m_hat / (v_hat.sqrt() + eps))
-
-
-def test_one_step_equals_a_by_hand_reference(official_dir, parity):
-    ours = vadclip.load_official_checkpoint(official_dir / "official_xd.pth", preset="xd").train()
-    ref = vadclip.load_official_checkpoint(official_dir / "official_xd.pth", preset="xd").train()
+def test_one_step_equals_a_by_hand_reference(official_model, parity):
+    """Our batched step against the official computation written plainly, one video at a time
+    (benchmarks/reference_train_step.py), with AdamW written out."""
+    ours = copy.deepcopy(official_model).train()
+    ref = copy.deepcopy(official_model).train()
     names = list(ours.config.class_names)
     features = torch.from_numpy(parity["batch_features"])
     lengths = torch.from_numpy(parity["batch_lengths"]).long()
@@ -132,7 +104,7 @@ def test_one_step_equals_a_by_hand_reference(official_dir, parity):
                                            for l in parity["batch_labels"]]))
     recipe = effective_recipe(TrainConfig(preset="xd"))
 
-    lc, la, lt = reference_losses(ref, features, lengths, multi_hot, names)
+    lc, la, lt = per_video_losses(ref, features, lengths, multi_hot, names)
     # The by-hand losses are the official code's (fixture) losses.
     assert lc.item() == pytest.approx(float(parity["loss_c"]), abs=1e-5)
     assert la.item() == pytest.approx(float(parity["loss_a"]), abs=1e-5)
@@ -140,7 +112,7 @@ def test_one_step_equals_a_by_hand_reference(official_dir, parity):
     (lc + la + recipe.contrast_weight * lt).backward()
     ref_params = ref.adapter_parameters()
     before = [p.detach().clone() for p in ref_params]
-    reference_adamw_step(ref_params, recipe.lr, recipe.weight_decay)
+    HandAdamW(ref_params, recipe.lr, recipe.weight_decay).step()
 
     optimizer, _ = make_optimizer(ours, recipe)
     losses = train_step(ours, optimizer, features, multi_hot, lengths, names, recipe.contrast_weight)
@@ -156,7 +128,7 @@ def test_one_step_equals_a_by_hand_reference(official_dir, parity):
         # The update is the by-hand AdamW step of our gradients ...
         mine = p0.clone().requires_grad_()
         mine.grad = p_ours.grad.clone()
-        reference_adamw_step([mine], recipe.lr, recipe.weight_decay)
+        HandAdamW([mine], recipe.lr, recipe.weight_decay).step()
         torch.testing.assert_close(p_ours.detach(), mine.detach(), rtol=0, atol=1e-3 * recipe.lr)
         # ... and equals the reference update wherever the gradient is above rounding noise (a first
         # Adam step is about lr * sign(g), so noise-level gradients, such as the attention key bias's,
@@ -167,7 +139,7 @@ def test_one_step_equals_a_by_hand_reference(official_dir, parity):
     assert not any(p.requires_grad for p in ours.clipmodel.parameters())
 
 
-def test_autocast_step_stays_close_to_float32(official_dir, parity):
+def test_autocast_step_stays_close_to_float32(official_model, parity):
     """The mixed-precision path (bfloat16 autocast, as on CUDA; run here on the CPU) gives nearly
     the float32 losses and finite gradients."""
     names = list(model_config("xd").class_names)
@@ -178,7 +150,7 @@ def test_autocast_step_stays_close_to_float32(official_dir, parity):
     recipe = effective_recipe(TrainConfig(preset="xd"))
     losses = {}
     for dtype in (None, torch.bfloat16):
-        model = vadclip.load_official_checkpoint(official_dir / "official_xd.pth", preset="xd").train()
+        model = copy.deepcopy(official_model).train()
         optimizer, _ = make_optimizer(model, recipe)
         losses[dtype] = train_step(model, optimizer, features, multi_hot, lengths, names, recipe.contrast_weight,
                                    amp_dtype=dtype)
