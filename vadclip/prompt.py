@@ -54,16 +54,22 @@ def validate_class_names(class_names: list[str]) -> list[str]:
     return names
 
 
+def check_token_lengths(tokenizer, names: list[str], texts: list[str], limit: int, what: str) -> None:
+    """ValueError naming every class whose text (the name, or its prompt) has more than `limit`
+    CLIP tokens; `what` ends the message's first part ("the prompt (at most 57 CLIP tokens)")."""
+    too_long = [(n, len(tokenizer.encode(t))) for n, t in zip(names, texts)]
+    too_long = [(n, k) for n, k in too_long if k > limit]
+    if too_long:
+        raise ValueError(f"class name too long for {what}: " + ", ".join(
+            f"{n[:40]!r}{'...' if len(n) > 40 else ''} ({k} tokens)" for n, k in too_long))
+
+
 def tokenize_class_names(tokenizer, class_names: list[str], prefix: int, postfix: int,
                          device: str | torch.device = "cpu") -> PromptTokens:
     """Tokenise class names with CLIP's tokenizer and lay them out in the learned prompt."""
     names = validate_class_names(class_names)
     limit = max_name_tokens(prefix, postfix)
-    too_long = [(n, len(tokenizer.encode(n))) for n in names]
-    too_long = [(n, k) for n, k in too_long if k > limit]
-    if too_long:
-        raise ValueError("class name too long for the prompt (at most %d CLIP tokens): %s" % (
-            limit, ", ".join(f"{n[:40]!r}{'...' if len(n) > 40 else ''} ({k} tokens)" for n, k in too_long)))
+    check_token_lengths(tokenizer, names, names, limit, f"the prompt (at most {limit} CLIP tokens)")
     ids = tokenizer(names).to(device)                                   # [C, 77]
     k = ids.argmax(dim=-1)                                              # end-token index per name
     pos = torch.arange(CONTEXT_LENGTH, device=device)[None, :]          # [1, 77]

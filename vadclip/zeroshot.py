@@ -25,7 +25,7 @@ from torch import nn
 
 from .clip_backbone import ClipInfo
 from .inference import FeatureScores, validate_features
-from .prompt import CONTEXT_LENGTH, validate_class_names
+from .prompt import CONTEXT_LENGTH, check_token_lengths, validate_class_names
 from .text_cache import TEXT_CACHE_SIZE, TextFeatureCache
 
 DEFAULT_PROMPT_TEMPLATE = "a video frame of {}"
@@ -39,11 +39,7 @@ def zero_shot_prompts(tokenizer, class_names: list[str],
         raise ValueError(f"prompt template {prompt_template!r} has no '{{}}' for the class name")
     prompts = [prompt_template.format(n) for n in names]
     limit = CONTEXT_LENGTH - 2                               # start and end tokens
-    too_long = [(n, len(tokenizer.encode(p))) for n, p in zip(names, prompts)]
-    too_long = [(n, k) for n, k in too_long if k > limit]
-    if too_long:
-        raise ValueError("class name too long for CLIP's context (at most %d tokens per prompt): %s" % (
-            limit, ", ".join(f"{n[:40]!r}{'...' if len(n) > 40 else ''} ({k} tokens)" for n, k in too_long)))
+    check_token_lengths(tokenizer, names, prompts, limit, f"CLIP's context (at most {limit} tokens per prompt)")
     return prompts
 
 
