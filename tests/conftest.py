@@ -19,6 +19,19 @@ def require_official() -> Path:
     return OFFICIAL
 
 
+def synth(preset: str, out: Path, n_train: int = 4, n_test: int = 24, seed: int = 0) -> Path:
+    """A small synthetic benchmark from ../shared/tools/synth_vad.py in `out` (skip without it)."""
+    import subprocess
+    import sys
+
+    tool = SHARED / "tools" / "synth_vad.py"
+    if not tool.is_file():
+        pytest.skip(f"{tool} not found (../shared is absent)")
+    subprocess.run([sys.executable, str(tool), "--preset", preset, "--out", str(out), "--seed", str(seed),
+                    "--n-train", str(n_train), "--n-test", str(n_test)], check=True, capture_output=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def official_dir() -> Path:
     return require_official()

@@ -24,7 +24,8 @@ from vadclip.results import DetectionParams
 from vadclip.safe_load import CheckpointError
 from vadclip.video import probe
 
-SHARED_TOOLS = Path(__file__).resolve().parents[2] / "shared" / "tools"
+from conftest import synth
+
 XD_ANOMALIES = "fighting\nshooting\nriot\nabuse\ncar accident\nexplosion"
 PARAMS = DetectionParams(threshold=0.5, branch="c", min_gap_s=1.0, min_duration_s=1.0)
 
@@ -377,15 +378,8 @@ def test_export_csv_and_json(ctx, flagged):
 
 @pytest.fixture(scope="module")
 def training_root(app_dirs):
-    import subprocess
-    import sys
-
-    tool = SHARED_TOOLS / "synth_vad.py"
-    if not tool.is_file():
-        pytest.skip(f"{tool} not found")
     root = app_dirs / "training"
-    subprocess.run([sys.executable, str(tool), "--preset", "xd", "--out", str(root / "xd"), "--seed", "0",
-                    "--n-train", "8", "--n-test", "4"], check=True, capture_output=True)
+    synth("xd", root / "xd", n_train=8, n_test=4)
     return root
 
 

@@ -21,7 +21,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-from conftest import OFFICIAL, SHARED
+from conftest import OFFICIAL, SHARED, synth
 from videos import write_text, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,10 +65,8 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
     (root / "models").mkdir()
     shutil.copy(OFFICIAL / "official_xd.pth", root / "models" / "official_xd.pth")
-    synth = SHARED / "tools" / "synth_vad.py"
-    if synth.is_file():
-        subprocess.run([sys.executable, str(synth), "--preset", "xd", "--out", str(root / "training" / "xd"),
-                        "--seed", "0", "--n-train", "8", "--n-test", "4"], check=True, capture_output=True)
+    if (SHARED / "tools" / "synth_vad.py").is_file():
+        synth("xd", root / "training" / "xd", n_train=8, n_test=4)
     port = _free_port()
     env = {**os.environ, "VADCLIP_MODELS_DIR": str(root / "models"), "VADCLIP_DATA_DIR": str(root / "data"),
            "VADCLIP_DATA_ROOT": str(root / "training"),

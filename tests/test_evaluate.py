@@ -16,15 +16,7 @@ from vadclip.config import model_config
 from vadclip.evaluate import evaluate, load_eval_set, score_eval_set
 from vadclip.model import VadCLIP
 
-from conftest import SHARED
-
-
-def synth(preset: str, out, n_test: int = 24) -> None:
-    tool = SHARED / "tools" / "synth_vad.py"
-    if not tool.is_file():
-        pytest.skip(f"{tool} not found (../shared is absent)")
-    subprocess.run([sys.executable, str(tool), "--preset", preset, "--out", str(out), "--seed", "0",
-                    "--n-train", "4", "--n-test", str(n_test)], check=True, capture_output=True)
+from conftest import synth
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ extractor retry with smaller batches and give the same features.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import OFFICIAL, SHARED
+from conftest import OFFICIAL, synth
 from test_load import AppServer, stored_decisions
 from videos import write_video
 
@@ -65,14 +63,6 @@ def check_cache(data_dir: Path) -> int:
     return len(entries)
 
 
-def synth_training_data(root: Path) -> None:
-    synth = SHARED / "tools" / "synth_vad.py"
-    if not synth.is_file():
-        pytest.skip("synth_vad.py not found")
-    subprocess.run([sys.executable, str(synth), "--preset", "xd", "--out", str(root / "training" / "xd"),
-                    "--seed", "0", "--n-train", "8", "--n-test", "4"], check=True, capture_output=True)
-
-
 def checkpoints(models_dir: Path) -> list[Path]:
     return sorted(p for p in models_dir.rglob("*.safetensors") if not p.name.startswith("."))
 
@@ -90,7 +80,7 @@ def test_sigkill_mid_analysis_and_mid_training_loses_nothing(tmp_path):
     root = tmp_path
     write_video(root / "short.mp4", n_frames=160, width=64, height=48, fps=25)
     write_video(root / "long.mp4", n_frames=3000, width=160, height=120, fps=25)     # 120 s
-    synth_training_data(root)
+    synth("xd", root / "training" / "xd", n_train=8, n_test=4)
     env = dict(concurrency=1, VADCLIP_MAX_VIDEO_S=600)
 
     # 1. decisions, then SIGKILL while a long video is being encoded

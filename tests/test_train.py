@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 
 import numpy as np
 import open_clip
@@ -21,7 +19,7 @@ from vadclip.model import VadCLIP
 from vadclip.safe_load import load_state_dict_file
 from vadclip.train import TrainConfig, TrainError, effective_recipe, make_optimizer, train, train_step
 
-from conftest import SHARED
+from conftest import synth
 from reference_train_step import HandAdamW, per_video_losses  # benchmarks/
 
 T = 32   # a short clip length keeps CPU training fast; the recipe is the same
@@ -52,15 +50,6 @@ def tiny_init(path, preset: str = "xd", visual_length: int = T):
     config = model_config(preset, visual_length=visual_length, attn_window=8)
     save_checkpoint(VadCLIP(config, clip.eval().requires_grad_(False), info, get_tokenizer()), path)
     return path
-
-
-def synth(preset: str, out, n_train: int, n_test: int, seed: int = 0):
-    tool = SHARED / "tools" / "synth_vad.py"
-    if not tool.is_file():
-        pytest.skip(f"{tool} not found (../shared is absent)")
-    subprocess.run([sys.executable, str(tool), "--preset", preset, "--out", str(out), "--seed", str(seed),
-                    "--n-train", str(n_train), "--n-test", str(n_test)], check=True, capture_output=True)
-    return out
 
 
 @pytest.fixture(scope="module")
