@@ -28,10 +28,6 @@ from vadclip.safe_load import CheckpointError
 
 PARAMS = DetectionParams(threshold=0.3, branch="c", min_gap_s=0.0, min_duration_s=0.0)
 
-needs_fixture = pytest.mark.skipif(not (OFFICIAL / "official_xd.pth").is_file(),
-                                   reason="fixture checkpoint not found")
-
-
 def make_ctx(root: Path, **overrides) -> h.AppContext:
     (root / "models").mkdir(parents=True, exist_ok=True)
     if not (root / "models" / "official_xd.pth").exists():
