@@ -45,9 +45,9 @@ def test_official_float16_clip_is_stored_losslessly(official_model, tmp_path):
 
 
 def test_load_model_dispatches(official_dir, official_model, tmp_path):
-    assert vadclip.load_model(official_dir / "official_xd.pth").config.preset == "xd"
+    assert vadclip.load_model(official_dir / "official_xd.pth").detector.model.config.preset == "xd"
     path = vadclip.save_checkpoint(official_model, tmp_path / "ours.safetensors")
-    assert vadclip.load_model(path).config.preset == "xd"
+    assert vadclip.load_model(path).detector.model.config.preset == "xd"
 
 
 def test_wrong_preset_is_named(official_dir, official_sd, tmp_path):

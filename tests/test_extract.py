@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from vadclip import extract as E
+from vadclip.cli import extract as extract_cli
 from vadclip.clip_backbone import load_clip
 from vadclip.data import read_feature_list
 from vadclip.features import ExtractSettings, extract_video_features
@@ -46,9 +47,9 @@ def videos(tmp_path):
 
 def run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
-    E.register(parser.add_subparsers())
+    extract_cli.register(parser.add_subparsers())
     args = parser.parse_args(["extract", *argv])
-    return args.func(args)
+    return args.run(args)
 
 
 def rows(csv_path: Path) -> list[str]:

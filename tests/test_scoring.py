@@ -20,8 +20,9 @@ from vadclip.config import get_preset
 from vadclip.features import ExtractSettings, FeatureCache, cached_video_features
 from vadclip.inference import score_features
 from vadclip.results import DetectionParams, VideoScores
-from vadclip.scoring import (FeatureScorer, format_summary, read_class_names, redetect,
-                             score_video, scores_from_features, snippet_times)
+from vadclip.cli.score import format_summary, read_class_names
+from vadclip.detectors import VadCLIPDetector, ZeroShotDetector
+from vadclip.scoring import redetect, score_video, scores_from_features, snippet_times
 from vadclip.segments import detect_segments
 from vadclip.zeroshot import zero_shot_scores
 
@@ -157,25 +158,26 @@ def test_progress_and_sampling(official_model, videos):
 
 def test_zero_shot_scorer(official_model, videos):
     clip, info = official_model.clipmodel, official_model.clip_info
-    scorer = FeatureScorer.zero_shot(clip, info, get_tokenizer(), default_class_names=OTHER_NAMES)
+    scorer = ZeroShotDetector(clip, info, get_tokenizer(), default_class_names=OTHER_NAMES)
     scores = score_video(videos["short"], scorer, params=LOW)
     feats, _ = cached_video_features(clip, info, videos["short"])
     expected = zero_shot_scores(clip, info, get_tokenizer(), feats.features, OTHER_NAMES)
     np.testing.assert_allclose(scores.fine, expected.fine, atol=1e-6)
-    np.testing.assert_array_equal(scores.coarse_c, scores.coarse_a)
+    assert scores.branches == ("a",)             # zero-shot has no C-branch: one curve, 1 - P(normal)
+    np.testing.assert_allclose(scores.coarse_a, expected.coarse_a, atol=1e-6)
     assert scores.class_names == OTHER_NAMES and "zero-shot" in scores.model
-    default = FeatureScorer.zero_shot(clip, info, get_tokenizer())
+    default = ZeroShotDetector(clip, info, get_tokenizer())
     assert default.vocabulary(None) == XD_NAMES
 
 
 def test_random_weights_are_flagged_everywhere(official_model, videos):
     info = replace(official_model.clip_info, random_weights=True)
-    scorer = FeatureScorer.zero_shot(official_model.clipmodel, info, get_tokenizer(),
-                                     default_class_names=OTHER_NAMES)
+    scorer = ZeroShotDetector(official_model.clipmodel, info, get_tokenizer(),
+                              default_class_names=OTHER_NAMES)
     scores = score_video(videos["other"], scorer)
     assert scores.random_weights is True
-    assert scores.extras["warning"] == RANDOM_WEIGHTS_WARNING and RANDOM_WEIGHTS_WARNING in scores.model
-    assert "warning" in scores.to_dict()
+    assert RANDOM_WEIGHTS_WARNING in scores.model
+    assert scores.to_dict()["warning"] == RANDOM_WEIGHTS_WARNING
     assert RANDOM_WEIGHTS_WARNING in format_summary(scores).splitlines()[1]
 
 
@@ -277,13 +279,13 @@ def test_vadclip_scorer_encodes_only_new_class_names(official_model, monkeypatch
     real = type(official_model).encode_text
     monkeypatch.setattr(type(official_model), "encode_text",
                         lambda self, names: encoded.append(list(names)) or real(self, names))
-    scorer = FeatureScorer.from_vadclip(official_model)
+    scorer = VadCLIPDetector(official_model)
     feats = np.random.default_rng(0).normal(size=(20, 512)).astype(np.float32)
     first = scorer.score(feats, ["normal", "fighting"])
     again = scorer.score(feats, ["normal", "fighting"])
-    np.testing.assert_array_equal(first.fine, again.fine)
+    np.testing.assert_array_equal(first.class_probs, again.class_probs)
     edited = scorer.score(feats, ["normal", "fighting", "riot"])
     assert encoded == [["normal", "fighting"], ["riot", "normal"]]
     reference = score_features(official_model, feats, ["normal", "fighting", "riot"])
-    np.testing.assert_allclose(edited.fine, reference.fine, atol=1e-5)
-    np.testing.assert_allclose(edited.coarse_c, reference.coarse_c, atol=1e-6)
+    np.testing.assert_allclose(edited.class_probs, reference.fine, atol=1e-5)
+    np.testing.assert_allclose(edited.curves["c"], reference.coarse_c, atol=1e-6)

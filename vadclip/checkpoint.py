@@ -26,6 +26,9 @@ from .model import VadCLIP
 from .safe_load import CheckpointError, load_state_dict_file
 from .utils import atomic_write
 
+BEST_FILE = "best.safetensors"     # a run folder's checkpoint of the best evaluation
+LAST_FILE = "last.safetensors"     # ... and of the last step
+CHECKPOINT_FILES = (BEST_FILE, LAST_FILE)   # what a run folder is loaded from, in this order
 FORMAT_NAME = "vadclip"
 FORMAT_VERSION = "1"
 # Tensors of the adapter that every official checkpoint has, whatever the preset.
@@ -118,7 +121,7 @@ def save_checkpoint(model: VadCLIP, path: str | os.PathLike, metadata: dict | No
     """Write `model` (adapter + CLIP + config) to a `.safetensors` file atomically."""
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ValueError(f"{path.name}: our checkpoints are .safetensors files")
+        raise CheckpointError(f"{path.name}: our checkpoints are .safetensors files")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.adapter_state_dict().items()}
     tensors.update(_clip_tensors_for_saving(model))
     header = {
@@ -149,20 +152,22 @@ def read_checkpoint_header(path: str | os.PathLike) -> dict:
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder's best checkpoint (`best.safetensors`)."""
+    """A checkpoint file, or a run folder's best checkpoint (`BEST_FILE`, else `LAST_FILE`)."""
     path = Path(path)
     if path.is_dir():
-        for candidate in ("best.safetensors", "last.safetensors"):
+        for candidate in CHECKPOINT_FILES:
             if (path / candidate).is_file():
                 return path / candidate
-        raise CheckpointError(f"{path.name}: folder without best.safetensors or last.safetensors")
+        raise CheckpointError(f"{path.name}: folder without {' or '.join(CHECKPOINT_FILES)}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file or folder")
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> VadCLIP:
-    """Load one of our checkpoints (a `.safetensors` file or a run folder) in eval mode."""
+def load_vadclip_checkpoint(path: str | os.PathLike,
+                            device: str | torch.device = "cpu") -> tuple[VadCLIP, dict]:
+    """One of our checkpoints (a `.safetensors` file or a run folder) -> (model in eval mode,
+    its header: config, clip and metadata)."""
     path = resolve_checkpoint_path(path)
     header = read_checkpoint_header(path)
     sd = load_state_dict_file(path)
@@ -174,12 +179,20 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     adapter = {k: v.float() for k, v in sd.items() if not k.startswith("clipmodel.")}
     _check_adapter_tensors(model, adapter, path.name)
     model.load_state_dict(adapter, strict=False)
+    return model.to(device).eval(), header
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> VadCLIP:
+    """Load one of our checkpoints (a `.safetensors` file or a run folder) in eval mode; its
+    metadata (training results) is in `model.checkpoint_metadata`."""
+    model, header = load_vadclip_checkpoint(path, device)
     model.checkpoint_metadata = header["metadata"]
-    return model.to(device).eval()
+    return model
 
 
 def load_model(path: str | os.PathLike, preset: str = "xd", device: str | torch.device = "cpu") -> VadCLIP:
-    """Load any VadCLIP checkpoint: ours (file or run folder) or official (`.pth`, needs `preset`)."""
+    """Deprecated (use `vadclip.load_model`, or `vadclip.factory.load_vadclip_model` for the bare
+    model): any VadCLIP checkpoint, ours (file or run folder) or official (`.pth`, needs `preset`)."""
     p = Path(path)
     if p.is_dir() or p.suffix == ".safetensors":
         return load_checkpoint(p, device=device)

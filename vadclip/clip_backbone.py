@@ -25,10 +25,11 @@ import open_clip
 import torch
 from torch import nn
 
+from .constants import RANDOM_WEIGHTS_WARNING
+from .errors import UserError
 from .safe_load import load_state_dict_file
 
 DEFAULT_CLIP = "openai"
-RANDOM_WEIGHTS_WARNING = "RANDOM CLIP WEIGHTS: scores are meaningless (test/timing mode)"
 
 # Keys that OpenAI's state dicts may carry besides the weights.
 _OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -49,7 +50,7 @@ class ClipInfo:
         return RANDOM_WEIGHTS_WARNING if self.random_weights else f"CLIP: {self.source}"
 
 
-class ClipError(ValueError):
+class ClipError(UserError):
     """A CLIP source that cannot be loaded; the message names it and why."""
 
 

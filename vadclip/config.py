@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace, asdict
 
+from .errors import OptionError
+
 # Dataset label codes -> preset class names (index 0 is always the normal class).
 XD_CODE_TO_CLASS = {
     "A": "normal", "B1": "fighting", "B2": "shooting", "B4": "riot",
@@ -102,7 +104,7 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+        raise OptionError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
 
 
 def model_config(name: str, **overrides) -> ModelConfig:

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .constants import SNIPPET_FRAMES
+from .errors import UserError
 from .config import get_preset
 
-SNIPPET_FRAMES = 16                  # frames per feature snippet
 ANNOTATION_FORMATS = ("xd_binary", "xd_multiclass", "ucf")
 DETECTION_NORMAL_LABEL = "A"         # label of a normal video's whole-video segment (both presets)
 _NORMAL_CODES = ("A", "Normal")      # the normal class's label in xd and in ucf
@@ -41,7 +42,7 @@ _FEATURE_FILE = re.compile(r"^(?P<name>.+?)(?:__(?P<crop>\d+))?\.npy$")
 _VIDEO_EXTENSION = re.compile(r"\.(mp4|avi|mkv|mov|webm|mpe?g|wmv|flv|m4v)$", re.IGNORECASE)
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Unusable dataset input. The message lists every problem found, one per line."""
 
     def __init__(self, summary: str, problems: Sequence[str] = ()):
@@ -388,7 +389,7 @@ def read_annotations(path: str | os.PathLike, preset: str | None = None,
             raise DataError(f"{what}: not a known annotation format (XD annotations.txt, "
                             f"annotations_multiclasses.txt or UCF Temporal_Anomaly_Annotation.txt)")
     elif fmt not in ANNOTATION_FORMATS:
-        raise ValueError(f"unknown annotation format {fmt!r}; choose one of {ANNOTATION_FORMATS}")
+        raise DataError(f"unknown annotation format {fmt!r}; choose one of {ANNOTATION_FORMATS}")
     if preset is not None and fmt.split("_")[0] != get_preset(preset).model.preset:  # "xd_binary" -> "xd"
         raise DataError(f"{what}: the file is in the {fmt} format, which does not belong to "
                         f"preset {preset!r}")

@@ -7,7 +7,6 @@ together, and computes frame AUC / AP / AnoAUC for both branches and the detecti
 """
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +16,10 @@ import torch
 
 from . import data, metrics
 from .config import get_preset
+from .constants import RANDOM_WEIGHTS_WARNING
 from .inference import chunk_features
 from .model import VadCLIP
 
-IOU_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 @dataclass
@@ -64,7 +63,7 @@ class EvalResult:
     def as_dict(self) -> dict:
         d = {"auc_c": self.auc_c, "ap_c": self.ap_c, "anoauc_c": self.anoauc_c,
              "auc_a": self.auc_a, "ap_a": self.ap_a, "anoauc_a": self.anoauc_a}
-        for t, m in zip(IOU_THRESHOLDS, self.map_percent or [None] * len(IOU_THRESHOLDS)):
+        for t, m in zip(metrics.IOU_THRESHOLDS, self.map_percent or [None] * len(metrics.IOU_THRESHOLDS)):
             d[f"map@{t:.1f}"] = m
         d["map_avg"] = self.map_avg
         d["n_videos"] = self.n_videos
@@ -178,7 +177,7 @@ def evaluate(model: VadCLIP, eval_set: EvalSet, class_names: list[str] | None = 
     map_percent = None
     if eval_set.det_segments is not None:
         map_percent = metrics.detection_map(fine, eval_set.det_segments, eval_set.det_labels,
-                                            eval_set.det_classlist, iou_thresholds=IOU_THRESHOLDS)
+                                            eval_set.det_classlist, iou_thresholds=metrics.IOU_THRESHOLDS)
     return EvalResult(**result, map_percent=map_percent, n_videos=len(eval_set.names),
                       random_weights=model.clip_info.random_weights)
 
@@ -190,40 +189,9 @@ def format_table(result: EvalResult) -> str:
              f"C        {pct(result.auc_c)} {pct(result.ap_c)} {pct(result.anoauc_c)}",
              f"A        {pct(result.auc_a)} {pct(result.ap_a)} {pct(result.anoauc_a)}"]
     if result.map_percent is not None:
-        heads = "  ".join(f"@{t:.1f}" for t in IOU_THRESHOLDS)
+        heads = "  ".join(f"@{t:.1f}" for t in metrics.IOU_THRESHOLDS)
         vals = "  ".join(f"{m:4.2f}" for m in result.map_percent)
         lines += [f"mAP (%)  {heads}   avg", f"         {vals}   {result.map_avg:.2f}"]
     if result.random_weights:
-        lines.insert(0, "WARNING: RANDOM CLIP WEIGHTS: scores are meaningless (test/timing mode)")
+        lines.insert(0, f"WARNING: {RANDOM_WEIGHTS_WARNING}")
     return "\n".join(lines)
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="evaluate a checkpoint on a test feature list",
-                              description="Official AUC / AP / AnoAUC (both branches) and detection mAP.")
-    p.add_argument("--checkpoint", required=True, help="official .pth, our .safetensors, or a run folder")
-    p.add_argument("--preset", default="xd", choices=["xd", "ucf"])
-    p.add_argument("--test-list", required=True, help="CSV path,label (paths relative to the CSV)")
-    p.add_argument("--annotations", required=True, action="append",
-                   help="official annotation file (repeatable; XD: annotations_multiclasses.txt)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", help="also write the metrics to this JSON file")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    from .checkpoint import load_model
-    from .utils import atomic_write, resolve_device
-
-    eval_set = load_eval_set(args.test_list, args.annotations, preset=args.preset)
-    model = load_model(args.checkpoint, preset=args.preset, device=resolve_device(args.device))
-    result = evaluate(model, eval_set)
-    for w in eval_set.warnings:
-        print("note:", w)
-    print(f"{result.n_videos} videos, checkpoint {args.checkpoint}, preset {args.preset}")
-    print(format_table(result))
-    if args.json:
-        with atomic_write(args.json) as tmp:
-            Path(tmp).write_text(json.dumps(result.as_dict(), indent=2))
-        print(f"metrics written to {args.json}")
-    return 0

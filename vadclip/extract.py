@@ -30,7 +30,6 @@ a barrier rank 0 writes the list and the failures file.
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -44,10 +43,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import UserError
 from .clip_backbone import DEFAULT_CLIP, ClipInfo, load_clip
 from .config import get_preset
 from .data import xd_label_from_name
-from .features import (SAMPLES_PER_SNIPPET, ExtractSettings, FeatureCache, PRECISIONS, backbone_id,
+from .features import (ExtractSettings, FeatureCache, backbone_id,
                        cached_video_features)
 from .utils import atomic_write, resolve_device
 from .video import SNIPPET_FRAMES, probe
@@ -116,7 +116,7 @@ def read_video_list(path: str | os.PathLike) -> list[tuple[Path, str | None]]:
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"video list {path}: cannot read it ({err})") from None
+        raise UserError(f"video list {path}: cannot read it ({err})") from None
     base = path.resolve().parent
     items: list[tuple[Path, str | None]] = []
     for number, line in enumerate(lines, 1):
@@ -129,10 +129,10 @@ def read_video_list(path: str | os.PathLike) -> list[tuple[Path, str | None]]:
         if "," in line and not (base / line).is_file():
             video, label = (part.strip() for part in line.rsplit(",", 1))
             if not video:
-                raise ValueError(f"video list {path}, line {number}: no video path")
+                raise UserError(f"video list {path}, line {number}: no video path")
         items.append(((base / video).resolve(), label or None))
     if not items:
-        raise ValueError(f"video list {path}: no videos listed")
+        raise UserError(f"video list {path}: no videos listed")
     return items
 
 
@@ -143,7 +143,7 @@ def plan_jobs(input_path: str | os.PathLike, label: str | None = None) -> list[V
         root = input_path.resolve()
         items = [(p.resolve(), None) for p in find_videos(input_path)]
         if not items:
-            raise ValueError(f"{input_path}: no video files found (looked for "
+            raise UserError(f"{input_path}: no video files found (looked for "
                              f"{', '.join(VIDEO_SUFFIXES)})")
     elif input_path.is_file():
         items = read_video_list(input_path)
@@ -175,7 +175,7 @@ def _as_jobs(videos, label: str | None) -> list[VideoJob]:
         return videos
     paths = [Path(v).resolve() for v in videos]
     if not paths:
-        raise ValueError("no videos given")
+        raise UserError("no videos given")
     root = Path(os.path.commonpath([str(p.parent) for p in paths]))
     return make_jobs([(p, None) for p in paths], root, label)
 
@@ -379,7 +379,7 @@ def _run_jobs(jobs: Sequence[VideoJob], out_dir: Path, clip_model: nn.Module, cl
             try:
                 info = probe(job.video, backend=backend)
                 if info.n_frames < SNIPPET_FRAMES:
-                    raise ValueError(f"{job.video.name}: only {info.n_frames} frame(s); a video "
+                    raise UserError(f"{job.video.name}: only {info.n_frames} frame(s); a video "
                                      f"needs at least {SNIPPET_FRAMES} (one snippet)")
                 bar.total += info.n_frames // SNIPPET_FRAMES
                 bar.refresh()
@@ -414,55 +414,3 @@ def _write_failures(out_dir: Path, failed: Sequence[tuple[str, str]]) -> Path | 
     with atomic_write(path) as tmp:
         tmp.write_text("".join(f"{video}\t{reason}\n" for video, reason in failed), encoding="utf-8")
     return path
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "extract", help="extract CLIP snippet features of videos (official .npy + CSV format)",
-        description="Extract CLIP snippet features (one per 16 frames) of every video in INPUT "
-                    "into DIR as <name>.npy (or <name>__0..9.npy with --ten-crop) plus a "
-                    "path,label CSV. Resumable; runs sharded under torchrun.")
-    p.add_argument("input", metavar="INPUT",
-                   help="a folder (searched recursively) or a text file: one video per line, "
-                        "optionally 'path,label'")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--clip", default=DEFAULT_CLIP, metavar="SRC",
-                   help="CLIP: 'openai' (default), 'random', a checkpoint file, or NAME:TAG")
-    p.add_argument("--samples-per-snippet", type=int, default=16, choices=SAMPLES_PER_SNIPPET,
-                   metavar="N", help="frames encoded per 16-frame snippet: 16 (official), 8, 4, 2, 1")
-    p.add_argument("--ten-crop", action="store_true",
-                   help="10 crops per frame -> <name>__0..9.npy (__0 = centre crop)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per CLIP batch (default 64)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto = fp16 autocast on CUDA, fp32 on CPU")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--label", default=None,
-                   help="label for videos without one in the list (default: from the XD name or "
-                        "UCF class folder, else Normal)")
-    p.add_argument("--list", default=LIST_NAME, dest="list_name", metavar="NAME",
-                   help=f"name of the CSV list written in DIR (default {LIST_NAME})")
-    p.add_argument("--cache", default=None, metavar="CACHE_DIR",
-                   help="also keep features in this feature cache (keyed by video content)")
-    p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"],
-                   help="video decoder (auto: decord when it reads the file, else PyAV; PyAV "
-                        "uses less memory and is faster with --samples-per-snippet < 16)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    if Path(args.list_name).name != args.list_name or not args.list_name:
-        raise ValueError(f"--list must be a file name, got {args.list_name!r}")
-    settings = ExtractSettings(samples_per_snippet=args.samples_per_snippet, ten_crop=args.ten_crop,
-                               batch_size=args.batch_size, precision=args.precision)
-    cache = FeatureCache(args.cache) if args.cache else None
-    summary = extract(args.input, args.out, clip=args.clip, settings=settings, device=args.device,
-                      label=args.label, list_name=args.list_name, cache=cache,
-                      progress=not args.no_progress, backend=args.backend)
-    if summary.list_path is not None or summary.failed:
-        print(summary.describe(), file=sys.stderr if summary.failed else sys.stdout)
-    return 0 if summary.ok else 1

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import OptionError
 from .clip_backbone import ClipInfo
 from .utils import atomic_write, in_groups, partial_writes, resolve_device
 from .video import (SNIPPET_FRAMES, Backend, VideoInfo, content_hash as file_content_hash, iter_frames,
@@ -75,12 +76,12 @@ class ExtractSettings:
 
     def __post_init__(self) -> None:
         if self.samples_per_snippet not in SAMPLES_PER_SNIPPET:
-            raise ValueError(f"samples_per_snippet must be one of {SAMPLES_PER_SNIPPET}, "
+            raise OptionError(f"samples_per_snippet must be one of {SAMPLES_PER_SNIPPET}, "
                              f"got {self.samples_per_snippet}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise OptionError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise OptionError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     @property
     def n_crops(self) -> int:

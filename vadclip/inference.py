@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import UserError
 from .model import VadCLIP
 from .utils import in_groups
 
@@ -36,14 +37,14 @@ def validate_features(features: np.ndarray, dim: int) -> np.ndarray:
     """Check a [N, D] feature array; return it as float32. Raises ValueError naming the problem."""
     arr = np.asarray(features)
     if arr.ndim != 2 or arr.shape[0] < 1:
-        raise ValueError(f"features must be a [N, {dim}] array with N >= 1, got shape {arr.shape}")
+        raise UserError(f"features must be a [N, {dim}] array with N >= 1, got shape {arr.shape}")
     if arr.shape[1] != dim:
-        raise ValueError(f"features have {arr.shape[1]} dimensions, the model expects {dim}")
+        raise UserError(f"features have {arr.shape[1]} dimensions, the model expects {dim}")
     if not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"features must be numeric, got {arr.dtype}")
+        raise UserError(f"features must be numeric, got {arr.dtype}")
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
-        raise ValueError("features contain NaN or Inf")
+        raise UserError("features contain NaN or Inf")
     return arr
 
 

@@ -15,14 +15,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-FRAMES_PER_SNIPPET = 16
+from .constants import SNIPPET_FRAMES
+
+FRAMES_PER_SNIPPET = SNIPPET_FRAMES
 IOU_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 # Constants of the official detection protocol.
 _RUN_THRESHOLD = 0.6      # a run is frames above max - 0.6 * (max - min) of the class's scores
 _MIN_RUN_FRAMES = 2       # runs shorter than this (in frames) are dropped
 _CLASS_SCORE_WEIGHT = 0.7  # segment score = max score in the run + 0.7 * video class score
-_NMS_IOU = 0.6            # per-video, per-class non-maximum suppression overlap
 _TOPK_DIVISOR = 16        # video class score = mean of the top int(F / 16) frame scores
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import UserError
 
-class PathEscapeError(ValueError):
+
+class PathEscapeError(UserError):
     """A path that resolves outside the folder it is confined to."""
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import VocabularyError
+
 CONTEXT_LENGTH = 77
 MAX_CLASSES = 256
 
@@ -33,7 +35,7 @@ def max_name_tokens(prefix: int, postfix: int) -> int:
 def validate_class_names(class_names: list[str]) -> list[str]:
     """Clean a vocabulary: strip names; refuse an empty list, empty or duplicate names."""
     if isinstance(class_names, str):
-        raise ValueError("class_names must be a list of names, not one string")
+        raise VocabularyError("class_names must be a list of names, not one string")
     names = [str(n).strip() for n in class_names]
     problems = []
     if len(names) < 2:
@@ -50,7 +52,7 @@ def validate_class_names(class_names: list[str]) -> list[str]:
     if dups:
         problems.append("duplicate class names: " + ", ".join(repr(d) for d in dups))
     if problems:
-        raise ValueError("; ".join(problems))
+        raise VocabularyError("; ".join(problems))
     return names
 
 
@@ -60,7 +62,7 @@ def check_token_lengths(tokenizer, names: list[str], texts: list[str], limit: in
     too_long = [(n, len(tokenizer.encode(t))) for n, t in zip(names, texts)]
     too_long = [(n, k) for n, k in too_long if k > limit]
     if too_long:
-        raise ValueError(f"class name too long for {what}: " + ", ".join(
+        raise VocabularyError(f"class name too long for {what}: " + ", ".join(
             f"{n[:40]!r}{'...' if len(n) > 40 else ''} ({k} tokens)" for n, k in too_long))
 
 

@@ -14,8 +14,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 
+from .errors import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError):
     """A weights file that cannot be used; the message names the file and the reason."""
 
 

@@ -2,7 +2,7 @@
 
 `detect_segments` turns a coarse anomaly curve (one score per 16-frame snippet) and the
 fine-grained class probabilities into `DetectedSegment`s, following `DetectionParams`
-(defaults: threshold 0.5 on the C branch, gaps under 1 s merged, segments under 1 s dropped):
+(defaults: threshold 0.5 on the detector's default curve, gaps under 1 s merged, segments under 1 s dropped):
 
 1. flag every snippet whose coarse score is >= `threshold`;
 2. merge consecutive flagged runs when the time between them (start of the next run minus end

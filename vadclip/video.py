@@ -42,14 +42,16 @@ from typing import Iterable, Iterator, Literal, TypeVar
 import av
 import numpy as np
 
+from .constants import SNIPPET_FRAMES
+from .errors import OptionError, UserError
+
 Backend = Literal["auto", "decord", "pyav"]
 DEFAULT_MAX_PIXELS = 4096 * 4096
-SNIPPET_FRAMES = 16
 
 T = TypeVar("T")
 
 
-class VideoError(ValueError):
+class VideoError(UserError):
     """A video file that cannot be read; the message is `"<file name>: <reason>"`."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
@@ -92,7 +94,7 @@ def probe(
     `max_pixels` (width * height) are refused before anything is decoded.
     """
     if backend not in ("auto", "decord", "pyav"):
-        raise ValueError(f"unknown backend {backend!r}: use 'auto', 'decord' or 'pyav'")
+        raise OptionError(f"unknown backend {backend!r}: use 'auto', 'decord' or 'pyav'")
     _check_file(path)
     with _open_pyav(path) as container:
         stream = _video_stream(path, container)
@@ -386,7 +388,7 @@ def snippet_frame_indices(
     f, s = frames_per_snippet, samples_per_snippet
     if f < 1 or s < 1 or s > f or f % s:
         valid = [d for d in range(1, f + 1) if f % d == 0] if f >= 1 else []
-        raise ValueError(f"samples_per_snippet must be one of {valid}, got {s}")
+        raise OptionError(f"samples_per_snippet must be one of {valid}, got {s}")
     if n_frames < 0:
         raise ValueError("n_frames must be non-negative")
     step = f // s

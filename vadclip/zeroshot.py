@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import VocabularyError
 from .clip_backbone import ClipInfo
 from .inference import FeatureScores, validate_features
 from .prompt import CONTEXT_LENGTH, check_token_lengths, validate_class_names
@@ -36,7 +37,7 @@ def zero_shot_prompts(tokenizer, class_names: list[str],
     """The prompts for `class_names`; ValueError if the vocabulary is invalid or a prompt is too long."""
     names = validate_class_names(class_names)
     if "{}" not in prompt_template:
-        raise ValueError(f"prompt template {prompt_template!r} has no '{{}}' for the class name")
+        raise VocabularyError(f"prompt template {prompt_template!r} has no '{{}}' for the class name")
     prompts = [prompt_template.format(n) for n in names]
     limit = CONTEXT_LENGTH - 2                               # start and end tokens
     check_token_lengths(tokenizer, names, prompts, limit, f"CLIP's context (at most {limit} tokens per prompt)")

@@ -1,0 +1,191 @@
+"""One loader for every detector: `load_model(path_or_ref)` -> `LoadedModel`.
+
+`path_or_ref` is one of
+- an official VadCLIP checkpoint (`.pth` / `.pt`; the preset is read from its tensor shapes
+  when `preset="auto"`: a wrong preset fails on them, e.g. 2 temporal layers = ucf);
+- one of our `.safetensors` checkpoints, or a `vadclip train` run folder (its best checkpoint);
+- ``hf://OWNER/REPO/FILE`` or ``hf://OWNER/REPO/FILE@REVISION``: a file of a Hugging Face
+  repository, downloaded with `huggingface_hub` into its cache; offline (``HF_HUB_OFFLINE=1``)
+  or when the Hub cannot be reached, the cached copy is used;
+- ``"zero-shot"`` (`ZERO_SHOT`): CLIP zero-shot on the CLIP named by `clip` (default "openai"),
+  with the vocabulary of `preset` ("auto": xd) as default.
+
+Checkpoint kinds form a small registry: each `CheckpointKind` has a `sniff(path)` test and a
+`load(path, preset, device)` function. A new model family adds its kind with
+`register_checkpoint_kind(...)` from its own package; nothing else changes.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .checkpoint import (CHECKPOINT_FILES, get_tokenizer, load_official_checkpoint, load_vadclip_checkpoint,
+                         read_checkpoint_header, resolve_checkpoint_path)
+from .clip_backbone import DEFAULT_CLIP, load_clip
+from .config import PRESETS, get_preset
+from .detectors import Detector, VadCLIPDetector, ZeroShotDetector
+from .errors import OptionError
+from .model import VadCLIP
+from .safe_load import CheckpointError
+
+ZERO_SHOT = "zero-shot"
+HF_PREFIX = "hf://"
+OFFICIAL_SUFFIXES = (".pth", ".pt")
+PRESET_CHOICES = ("auto", *PRESETS)
+
+
+@dataclass
+class LoadedModel:
+    """A ready detector and where it came from."""
+
+    detector: Detector
+    kind: str                   # checkpoint kind: "official", "ours", "zero-shot", ...
+    preset: str | None = None   # the VadCLIP preset used (None when it does not apply)
+    path: Path | None = None    # the file read (None for zero-shot)
+    metadata: dict = field(default_factory=dict)   # the checkpoint's metadata (ours: training results)
+
+
+@dataclass(frozen=True)
+class CheckpointKind:
+    """A checkpoint format: `sniff(path)` says whether a file or folder is one, `load` reads it."""
+
+    name: str
+    sniff: Callable[[Path], bool]
+    load: Callable[[Path, str, "str | torch.device"], LoadedModel]
+
+
+def preset_candidates(path: Path, preset: str) -> list[str]:
+    """Presets to try for an official checkpoint: the chosen one, or a guess from the file name
+    first and then the others."""
+    if preset != "auto":
+        get_preset(preset)                      # OptionError for an unknown preset
+        return [preset]
+    name = path.name.lower()
+    hinted = [p for p in PRESETS if p in name]
+    return hinted + [p for p in PRESETS if p not in hinted]
+
+
+def _is_official(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in OFFICIAL_SUFFIXES
+
+
+def _load_official(path: Path, preset: str, device: str | torch.device) -> LoadedModel:
+    errors = []
+    for candidate in preset_candidates(path, preset):
+        try:
+            model = load_official_checkpoint(path, preset=candidate, device=device)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        return LoadedModel(VadCLIPDetector(model), "official", preset=candidate, path=path)
+    raise CheckpointError(errors[0] if len(errors) == 1 else " / ".join(errors))
+
+
+def _is_ours(path: Path) -> bool:
+    if path.is_dir():
+        return any((path / name).is_file() for name in CHECKPOINT_FILES)
+    return path.is_file() and path.suffix == ".safetensors"
+
+
+def _load_ours(path: Path, preset: str, device: str | torch.device) -> LoadedModel:
+    file = resolve_checkpoint_path(path)
+    model, header = load_vadclip_checkpoint(file, device=device)
+    if preset != "auto" and preset != model.config.preset:
+        raise CheckpointError(f"{file.name}: a {model.config.preset!r} checkpoint, not {preset!r}")
+    return LoadedModel(VadCLIPDetector(model), "ours", preset=model.config.preset, path=file,
+                       metadata=header["metadata"])
+
+
+_KINDS: list[CheckpointKind] = [
+    CheckpointKind("official", _is_official, _load_official),
+    CheckpointKind("ours", _is_ours, _load_ours),
+]
+
+
+def register_checkpoint_kind(kind: CheckpointKind) -> None:
+    """Add a checkpoint format to `load_model` (replacing one of the same name)."""
+    _KINDS[:] = [k for k in _KINDS if k.name != kind.name] + [kind]
+
+
+def checkpoint_kinds() -> list[CheckpointKind]:
+    """The registered checkpoint formats, in the order they are tried."""
+    return list(_KINDS)
+
+
+def checkpoint_kind(path: str | os.PathLike) -> str | None:
+    """The name of the registered kind that `path` is, or None."""
+    path = Path(path)
+    return next((k.name for k in _KINDS if k.sniff(path)), None)
+
+
+def parse_hf_ref(ref: str) -> tuple[str, str, str | None]:
+    """``hf://OWNER/REPO/FILE[@REVISION]`` -> (repo_id, filename, revision)."""
+    body = ref[len(HF_PREFIX):]
+    revision = None
+    if "@" in body:
+        body, revision = body.rsplit("@", 1)
+    parts = body.split("/")
+    if len(parts) < 3 or not all(parts) or (revision is not None and not revision):
+        raise CheckpointError(f"{ref}: not a Hugging Face reference (hf://OWNER/REPO/FILE[@REVISION])")
+    return "/".join(parts[:2]), "/".join(parts[2:]), revision
+
+
+def hf_download(ref: str) -> Path:
+    """The local path of an ``hf://`` file: downloaded into the Hugging Face cache, or the
+    cached copy when offline or the Hub is unreachable. CheckpointError (one line) otherwise."""
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+
+    repo_id, filename, revision = parse_hf_ref(ref)
+    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    reason = "offline (HF_HUB_OFFLINE)"
+    if not offline:
+        try:
+            return Path(hf_hub_download(repo_id, filename, revision=revision))
+        except Exception as e:   # network, authentication, missing file: fall back to the cache
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'download failed'}"
+    cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+    if isinstance(cached, str):
+        return Path(cached)
+    raise CheckpointError(f"{ref}: cannot download it ({reason[:200]}) and there is no cached copy")
+
+
+def load_model(path_or_ref: str | os.PathLike, preset: str = "auto", device: str | torch.device = "cpu",
+               clip: str | None = None) -> LoadedModel:
+    """Load any detector (see the module docstring) in eval mode on `device`.
+
+    `clip` names the CLIP of zero-shot (see `load_clip`); checkpoints carry their own CLIP.
+    Raises a `UserError` (CheckpointError, ClipError, OptionError) naming the problem.
+    """
+    if preset not in PRESET_CHOICES:
+        raise OptionError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_CHOICES)}")
+    ref = os.fspath(path_or_ref)
+    if ref == ZERO_SHOT:
+        clip_model, info = load_clip(clip or DEFAULT_CLIP, device=device)
+        names = list(get_preset("xd" if preset == "auto" else preset).model.class_names)
+        detector = ZeroShotDetector(clip_model, info, get_tokenizer(), default_class_names=names)
+        return LoadedModel(detector, ZERO_SHOT, preset=None if preset == "auto" else preset)
+    if clip is not None:
+        raise OptionError("clip is only for zero-shot: a checkpoint has its own CLIP")
+    path = hf_download(ref) if ref.startswith(HF_PREFIX) else Path(ref)
+    if not path.exists():
+        raise CheckpointError(f"{ref}: no such file or folder")
+    for kind in _KINDS:
+        if kind.sniff(path):
+            return kind.load(path, preset, device)
+    names = ", ".join(k.name for k in _KINDS)
+    raise CheckpointError(f"{path.name}: not a checkpoint of a known kind ({names}): expected an official "
+                          ".pth/.pt, a .safetensors file or a run folder")
+
+
+def load_vadclip_model(path_or_ref: str | os.PathLike, preset: str = "auto",
+                       device: str | torch.device = "cpu") -> VadCLIP:
+    """The bare VadCLIP model of a checkpoint (to train or evaluate it); CheckpointError for
+    a checkpoint of another model family."""
+    loaded = load_model(path_or_ref, preset=preset, device=device)
+    if not isinstance(loaded.detector, VadCLIPDetector):
+        raise CheckpointError(f"{os.fspath(path_or_ref)}: a {loaded.kind} checkpoint, not a VadCLIP one")
+    return loaded.detector.model
