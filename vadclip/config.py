@@ -53,7 +53,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    """The official training hyper-parameters of a preset."""
+    """Training hyper-parameters: a preset's official ones, or a run's (`train.effective_recipe`)."""
 
     lr: float
     milestones: tuple[int, ...]

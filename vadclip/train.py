@@ -24,12 +24,13 @@ A folder that already holds checkpoints is never overwritten unless the run resu
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,9 @@ from tqdm import tqdm
 
 from .errors import UserError
 from . import data
-from .checkpoint import build_model, load_checkpoint, save_checkpoint
+from .checkpoint import BEST_FILE, LAST_FILE, build_model, load_vadclip_checkpoint, save_checkpoint
 from .factory import load_vadclip_model
-from .config import get_preset
+from .config import TrainRecipe, get_preset
 from .datasets import FeatureClips, batch_loader, check_batching, epoch_batches, read_train_entries
 from .evaluate import EvalSet, evaluate, load_eval_set
 from .losses import total_loss
@@ -48,8 +49,7 @@ from .model import VadCLIP, VadCLIPOutput
 from .safe_load import load_state_dict_file
 from .utils import atomic_write, partial_writes, resolve_device
 
-BEST, LAST, STATE, RUN, METRICS, REPORT = ("best.safetensors", "last.safetensors", "train_state.pt",
-                                           "run.json", "metrics.jsonl", "report.json")
+STATE, RUN, METRICS, REPORT = "train_state.pt", "run.json", "metrics.jsonl", "report.json"
 STATE_VERSION = 1
 # Settings that may differ between a run and its resumption (they do not change the weights).
 RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "num_workers", "resume", "out_dir")
@@ -103,34 +103,15 @@ class TrainResult:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """The effective hyper-parameters: the preset's, with the config's overrides."""
-
-    epochs: int
-    lr: float
-    batch_size: int
-    milestones: tuple[int, ...]
-    seed: int
-    eval_every_steps: int
-    weight_decay: float
-    gamma: float
-    contrast_weight: float
-    balanced: bool
-    select_metric: str
-
-
-def effective_recipe(config: TrainConfig) -> Recipe:
+def effective_recipe(config: TrainConfig) -> TrainRecipe:
     """The preset's recipe with the config's overrides; raises TrainError on impossible values."""
     r = get_preset(config.preset).train
     pick = lambda value, default: default if value is None else value
-    recipe = Recipe(
-        epochs=int(pick(config.epochs, r.epochs)), lr=float(pick(config.lr, r.lr)),
+    recipe = replace(
+        r, epochs=int(pick(config.epochs, r.epochs)), lr=float(pick(config.lr, r.lr)),
         batch_size=int(pick(config.batch_size, r.batch_size)),
         milestones=tuple(int(m) for m in pick(config.milestones, r.milestones)),
         seed=int(pick(config.seed, r.seed)), eval_every_steps=int(pick(config.eval_every_steps, r.eval_every_steps)),
-        weight_decay=r.weight_decay, gamma=r.gamma, contrast_weight=r.contrast_weight,
-        balanced=r.balanced, select_metric=r.select_metric,
     )
     problems = [f"{name} must be {rule}, got {value}" for name, value, ok, rule in (
         ("epochs", recipe.epochs, recipe.epochs >= 1, ">= 1"),
@@ -228,7 +209,7 @@ def train_step(model: VadCLIP, optimizer: torch.optim.Optimizer, features: torch
     return {name: value.detach().item() for name, value in losses.items()}
 
 
-def make_optimizer(model: VadCLIP, recipe: Recipe) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.MultiStepLR]:
+def make_optimizer(model: VadCLIP, recipe: TrainRecipe) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.MultiStepLR]:
     """AdamW over the adapter and prompt parameters, MultiStepLR stepped once per epoch."""
     optimizer = torch.optim.AdamW(model.adapter_parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(recipe.milestones), gamma=recipe.gamma)
@@ -261,9 +242,9 @@ def _config_record(config: TrainConfig) -> dict:
     return record
 
 
-def _prepare_out_dir(out_dir: Path, config: TrainConfig, recipe: Recipe) -> dict | None:
+def _prepare_out_dir(out_dir: Path, config: TrainConfig, recipe: TrainRecipe) -> dict | None:
     """Refuse to overwrite another run's checkpoints; on resume, the saved state (None: fresh start)."""
-    existing = [name for name in (BEST, LAST, STATE) if (out_dir / name).exists()]
+    existing = [name for name in (BEST_FILE, LAST_FILE, STATE) if (out_dir / name).exists()]
     if not config.resume:
         if existing:
             raise TrainError(f"{out_dir} already holds {', '.join(existing)}; pass resume=True (--resume) "
@@ -294,7 +275,7 @@ def _prepare_out_dir(out_dir: Path, config: TrainConfig, recipe: Recipe) -> dict
 
 def _remove_partial_writes(out_dir: Path) -> None:
     """Delete the temporary files a killed run left behind while writing its own outputs."""
-    for name in (BEST, LAST, STATE, RUN, REPORT):
+    for name in (BEST_FILE, LAST_FILE, STATE, RUN, REPORT):
         for leftover in partial_writes(out_dir, name):
             leftover.unlink(missing_ok=True)
 
@@ -342,6 +323,202 @@ class _Log:
             self.on_progress(event)
 
 
+# --------------------------------------------------------------------------- run state
+
+@dataclass
+class RunState:
+    """Everything a run changes as it trains, saved to ``train_state.pt`` and restored as a whole.
+
+    The model's own weights are in ``last.safetensors``; the best weights in ``best.safetensors``
+    (so `best_weights` is read back from there, not from the state file). The RNG states are
+    taken when saving and set again when restoring.
+    """
+
+    optimizer: torch.optim.AdamW
+    scheduler: torch.optim.lr_scheduler.MultiStepLR
+    epoch: int = 0                  # epochs finished
+    batch_in_epoch: int = 0         # batches of the current epoch already trained on
+    step: int = 0                   # optimizer steps taken
+    elapsed_s: float = 0.0          # training time of the earlier processes of this run
+    best_value: float | None = None          # best value of the selection metric so far
+    best_metrics: dict = field(default_factory=dict)
+    best_weights: dict[str, torch.Tensor] | None = None   # adapter tensors of the best evaluation
+    last_metrics: dict | None = None         # metrics of the latest evaluation
+    ema: dict[str, torch.Tensor] | None = None            # moving average of the adapter (EMA on)
+
+    def state_dict(self, elapsed_s: float) -> dict:
+        """What ``train_state.pt`` holds of the run (tensors and plain types only)."""
+        scheduler = self.scheduler.state_dict()
+        scheduler["milestones"] = {int(k): int(v) for k, v in scheduler["milestones"].items()}
+        return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+                "optimizer": self.optimizer.state_dict(), "scheduler": scheduler, "rng": _rng_state(),
+                "best_value": self.best_value, "best_metrics": json.dumps(self.best_metrics),
+                "ema": self.ema, "elapsed_s": elapsed_s}
+
+    def load_state_dict(self, saved: dict, best_weights: dict[str, torch.Tensor] | None,
+                        device: str | torch.device) -> None:
+        """Restore everything `state_dict` saved (and the RNG states)."""
+        self.optimizer.load_state_dict(saved["optimizer"])
+        scheduler = dict(saved["scheduler"])
+        scheduler["milestones"] = Counter({int(k): v for k, v in scheduler["milestones"].items()})
+        self.scheduler.load_state_dict(scheduler)
+        _set_rng_state(saved["rng"])
+        self.epoch, self.batch_in_epoch, self.step = saved["epoch"], saved["batch_in_epoch"], saved["step"]
+        self.elapsed_s = saved["elapsed_s"]
+        self.best_value, self.best_metrics = saved["best_value"], json.loads(saved["best_metrics"])
+        self.best_weights = best_weights
+        if self.ema is not None:
+            self.ema = {k: v.to(device) for k, v in saved["ema"].items()}
+
+
+@dataclass
+class Run:
+    """A training run in progress: what stays fixed for the run, and its `RunState`."""
+
+    config: TrainConfig
+    recipe: TrainRecipe
+    out_dir: Path
+    model: VadCLIP
+    train_set: FeatureClips
+    eval_set: EvalSet | None
+    device: str
+    amp_dtype: torch.dtype | None
+    log: _Log
+    state: RunState
+    started: float                  # time.perf_counter() when this process started the run
+    resumed: bool = False           # restored from a saved state
+    bar: tqdm | None = None
+
+    def elapsed_s(self) -> float:
+        return self.state.elapsed_s + time.perf_counter() - self.started
+
+
+def start_run(config: TrainConfig, on_progress: Callable[[dict], None] | None = None) -> Run:
+    """Check everything, then build the model, optimizer and state: fresh, or restored (resume)."""
+    started = time.perf_counter()
+    recipe = effective_recipe(config)
+    out_dir = Path(config.out_dir)
+    saved = _prepare_out_dir(out_dir, config, recipe)
+    _remove_partial_writes(out_dir)
+    device = resolve_device(config.device)
+    preset = get_preset(config.preset)
+    train_set, eval_set = load_inputs(config, dim=preset.model.visual_width,
+                                      visual_length=preset.model.visual_length)
+    seed_everything(recipe.seed)
+    if saved is None:
+        model = _build_model(config, device)
+    else:
+        model, header = load_vadclip_checkpoint(out_dir / LAST_FILE, device=device)
+        if header["metadata"].get("step") != saved["step"]:
+            raise TrainError(f"{out_dir}: {LAST_FILE} (step {header['metadata'].get('step')}) and "
+                             f"{STATE} (step {saved['step']}) disagree; the run was interrupted while saving")
+    train_set.visual_length = model.config.visual_length
+    optimizer, scheduler = make_optimizer(model, recipe)
+    state = RunState(optimizer, scheduler,
+                     ema=_clone(model.adapter_state_dict()) if config.ema_decay > 0 else None)
+    if saved is not None:
+        best = _adapter_tensors(out_dir / BEST_FILE) if saved["best_value"] is not None else None
+        state.load_state_dict(saved, best, device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = _Log(out_dir / METRICS, on_progress, keep_until_step=None if saved is None else state.step)
+    if saved is None:
+        with atomic_write(out_dir / RUN) as tmp:
+            tmp.write_text(json.dumps({"config": _config_record(config), "recipe": asdict(recipe),
+                                       "clip": model.clip_info.source,
+                                       "random_weights": model.clip_info.random_weights}, indent=2))
+    amp = config.amp and device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    return Run(config=config, recipe=recipe, out_dir=out_dir, model=model, train_set=train_set,
+               eval_set=eval_set, device=device, amp_dtype=torch.bfloat16 if amp else None, log=log,
+               state=state, started=started, resumed=saved is not None)
+
+
+# --------------------------------------------------------------------------- evaluate and save
+
+@contextlib.contextmanager
+def averaged_weights(model: VadCLIP, ema: dict[str, torch.Tensor] | None):
+    """Inside the block the model holds the EMA weights (when EMA is on); then its own again."""
+    if ema is None:
+        yield
+        return
+    own = _clone(model.adapter_state_dict())
+    model.load_state_dict(ema, strict=False)
+    try:
+        yield
+    finally:
+        model.load_state_dict(own, strict=False)
+
+
+def checkpoint_metadata(run: Run, kind: str, metrics: dict | None = None) -> dict:
+    """What our checkpoints of a run record besides the weights."""
+    return {"kind": kind, "preset": run.config.preset, "epoch": run.state.epoch, "step": run.state.step,
+            "metrics": metrics, "select_metric": run.recipe.select_metric, "best_value": run.state.best_value,
+            "train_list": str(Path(run.config.train_list).resolve()), "recipe": asdict(run.recipe)}
+
+
+def evaluate_run(run: Run) -> None:
+    """Evaluate the (averaged) model; a better selection metric becomes the best checkpoint."""
+    state, metric = run.state, run.recipe.select_metric
+    with averaged_weights(run.model, state.ema):
+        metrics = evaluate(run.model, run.eval_set).as_dict()
+    state.last_metrics = metrics
+    value = metrics[metric]
+    better = value is not None and np.isfinite(value) and (state.best_value is None or value > state.best_value)
+    if better:
+        state.best_value, state.best_metrics = float(value), metrics
+        state.best_weights = _clone(state.ema if state.ema is not None else run.model.adapter_state_dict())
+        with averaged_weights(run.model, state.ema):
+            save_checkpoint(run.model, run.out_dir / BEST_FILE, checkpoint_metadata(run, "best", metrics))
+    run.log({"kind": "eval", "step": state.step, "epoch": state.epoch, "metrics": metrics, "best": bool(better)})
+    shown = "n/a" if value is None else f"{value:.4f}"
+    message = f"eval at step {state.step}: {metric} = {shown}" + (" (best)" if better else "")
+    (run.bar.write if run.bar is not None else print)(message)
+
+
+def save_run(run: Run) -> None:
+    """last.safetensors, then train_state.pt (resume checks that their steps agree); without a
+    test set the last checkpoint is also the best."""
+    save_checkpoint(run.model, run.out_dir / LAST_FILE, checkpoint_metadata(run, "last", run.state.last_metrics))
+    if run.eval_set is None:
+        with averaged_weights(run.model, run.state.ema):
+            save_checkpoint(run.model, run.out_dir / BEST_FILE, checkpoint_metadata(run, "best"))
+    train_state = {"version": STATE_VERSION, "config": json.dumps(_config_record(run.config)),
+                   "recipe": json.dumps(asdict(run.recipe)), **run.state.state_dict(run.elapsed_s())}
+    with atomic_write(run.out_dir / STATE) as tmp:
+        torch.save(train_state, tmp)
+
+
+def end_epoch(run: Run, evaluated_at: int | None) -> None:
+    """The official epoch end: step the schedule, evaluate, reload the best weights, save."""
+    state = run.state
+    for group, lr in zip(state.optimizer.param_groups, state.scheduler.get_last_lr()):
+        group["lr"] = lr                                         # undo the warm-up factor
+    state.scheduler.step()
+    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+    if run.eval_set is not None and evaluated_at != state.step:
+        evaluate_run(run)
+    if state.best_weights is not None:
+        run.model.load_state_dict(state.best_weights, strict=False)
+        if state.ema is not None:
+            state.ema = _clone(state.best_weights)
+    save_run(run)
+    run.log({"kind": "log", "message": f"epoch {state.epoch}/{run.recipe.epochs} done at step {state.step}"})
+
+
+def finish_run(run: Run, cancelled: bool, stopped: bool) -> TrainResult:
+    """Write report.json and tell the caller; the best checkpoint is the run's result."""
+    out_dir, state = run.out_dir, run.state
+    best_path = out_dir / BEST_FILE if (out_dir / BEST_FILE).is_file() else out_dir / LAST_FILE
+    result = TrainResult(out_dir=out_dir, best_path=best_path, last_path=out_dir / LAST_FILE,
+                         select_metric=run.recipe.select_metric, best_value=state.best_value,
+                         best_metrics=state.best_metrics, epochs_done=state.epoch, steps=state.step,
+                         cancelled=cancelled, elapsed_s=run.elapsed_s())
+    with atomic_write(out_dir / REPORT) as tmp:
+        tmp.write_text(json.dumps({**result.to_dict(), "recipe": asdict(run.recipe),
+                                   "stopped_at_max_steps": stopped}, indent=2))
+    run.log({"kind": "done", **result.to_dict()})
+    return result
+
+
 # --------------------------------------------------------------------------- training
 
 def train(config: TrainConfig, on_progress: Callable[[dict], None] | None = None,
@@ -353,178 +530,68 @@ def train(config: TrainConfig, on_progress: Callable[[dict], None] | None = None
     every step; when it returns True the run saves ``last.safetensors`` and its state (resumable)
     and returns with ``cancelled=True``.
     """
-    started = time.perf_counter()
     should_stop = should_stop or (lambda: False)
-    recipe = effective_recipe(config)
-    out_dir = Path(config.out_dir)
-    state = _prepare_out_dir(out_dir, config, recipe)
-    _remove_partial_writes(out_dir)
-    device = resolve_device(config.device)
-    preset = get_preset(config.preset)
-    train_set, eval_set = load_inputs(config, dim=preset.model.visual_width,
-                                      visual_length=preset.model.visual_length)
-
-    seed_everything(recipe.seed)
-    if state is None:
-        model = _build_model(config, device)
-    else:
-        model = load_checkpoint(out_dir / LAST, device=device)
-        if model.checkpoint_metadata.get("step") != state["step"]:
-            raise TrainError(f"{out_dir}: {LAST} (step {model.checkpoint_metadata.get('step')}) and "
-                             f"{STATE} (step {state['step']}) disagree; the run was interrupted while saving")
-    if model.config.visual_length != train_set.visual_length:
-        train_set.visual_length = model.config.visual_length
+    run = start_run(config, on_progress)
+    model, recipe, state, device = run.model, run.recipe, run.state, run.device
     class_names = list(model.config.class_names)
-    optimizer, scheduler = make_optimizer(model, recipe)
-    amp_dtype = torch.bfloat16 if (config.amp and device.startswith("cuda") and torch.cuda.is_bf16_supported()) else None
-
-    # Counters and the best checkpoint so far (restored on resume).
-    epoch, batch_in_epoch, step, elapsed_before = 0, 0, 0, 0.0
-    best_value, best_metrics, best_weights, last_metrics = None, {}, None, None
-    ema = _clone(model.adapter_state_dict()) if config.ema_decay > 0 else None
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler_state = dict(state["scheduler"])
-        scheduler_state["milestones"] = Counter({int(k): v for k, v in scheduler_state["milestones"].items()})
-        scheduler.load_state_dict(scheduler_state)
-        _set_rng_state(state["rng"])
-        epoch, batch_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
-        elapsed_before = state["elapsed_s"]
-        best_value, best_metrics = state["best_value"], json.loads(state["best_metrics"])
-        if best_value is not None:
-            best_weights = _adapter_tensors(out_dir / BEST)
-        if ema is not None:
-            ema = {k: v.to(device) for k, v in state["ema"].items()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log = _Log(out_dir / METRICS, on_progress, keep_until_step=None if state is None else step)
-    if state is None:
-        with atomic_write(out_dir / RUN) as tmp:
-            tmp.write_text(json.dumps({"config": _config_record(config), "recipe": asdict(recipe),
-                                       "clip": model.clip_info.source,
-                                       "random_weights": model.clip_info.random_weights}, indent=2))
     if model.clip_info.random_weights:
-        log({"kind": "log", "message": "WARNING: " + model.clip_info.label})
-
-    steps_per_epoch = len(epoch_batches(train_set.is_normal, recipe.batch_size, recipe.balanced, recipe.seed, 0))
+        run.log({"kind": "log", "message": "WARNING: " + model.clip_info.label})
+    steps_per_epoch = len(epoch_batches(run.train_set.is_normal, recipe.batch_size, recipe.balanced, recipe.seed, 0))
     total_steps = recipe.epochs * steps_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    log({"kind": "log", "message": f"{'resuming at step ' + str(step) if state else 'training'}: "
-                                   f"{len(train_set)} files, {steps_per_epoch} steps/epoch, {recipe.epochs} "
-                                   f"epochs, device {device}, select {recipe.select_metric}"})
-
-    def averaged(fn):
-        """Run fn with the EMA weights in the model (when EMA is on)."""
-        if ema is None:
-            return fn()
-        raw = _clone(model.adapter_state_dict())
-        model.load_state_dict(ema, strict=False)
-        try:
-            return fn()
-        finally:
-            model.load_state_dict(raw, strict=False)
-
-    def metadata(kind: str, metrics: dict | None = None) -> dict:
-        return {"kind": kind, "preset": config.preset, "epoch": epoch, "step": step, "metrics": metrics,
-                "select_metric": recipe.select_metric, "best_value": best_value,
-                "train_list": str(Path(config.train_list).resolve()), "recipe": asdict(recipe)}
-
-    def run_evaluation() -> None:
-        nonlocal best_value, best_metrics, best_weights, last_metrics
-        metrics = last_metrics = averaged(lambda: evaluate(model, eval_set).as_dict())
-        value = metrics[recipe.select_metric]
-        better = value is not None and np.isfinite(value) and (best_value is None or value > best_value)
-        if better:
-            best_value, best_metrics = float(value), metrics
-            best_weights = _clone(ema if ema is not None else model.adapter_state_dict())
-            averaged(lambda: save_checkpoint(model, out_dir / BEST, metadata("best", metrics)))
-        log({"kind": "eval", "step": step, "epoch": epoch, "metrics": metrics, "best": bool(better)})
-        shown = "n/a" if value is None else f"{value:.4f}"
-        bar.write(f"eval at step {step}: {recipe.select_metric} = {shown}" + (" (best)" if better else ""))
-
-    def save_last() -> None:
-        """last.safetensors, then train_state.pt (resume checks that their steps agree)."""
-        save_checkpoint(model, out_dir / LAST, metadata("last", last_metrics))
-        if eval_set is None:   # no evaluation: the last checkpoint is the best
-            averaged(lambda: save_checkpoint(model, out_dir / BEST, metadata("best")))
-        scheduler_state = scheduler.state_dict()
-        scheduler_state["milestones"] = {int(k): int(v) for k, v in scheduler_state["milestones"].items()}
-        train_state = {
-            "version": STATE_VERSION, "config": json.dumps(_config_record(config)),
-            "recipe": json.dumps(asdict(recipe)), "epoch": epoch, "batch_in_epoch": batch_in_epoch,
-            "step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler_state,
-            "rng": _rng_state(), "best_value": best_value, "best_metrics": json.dumps(best_metrics),
-            "ema": ema, "elapsed_s": elapsed_before + time.perf_counter() - started,
-        }
-        with atomic_write(out_dir / STATE) as tmp:
-            torch.save(train_state, tmp)
+    run.log({"kind": "log", "message": f"{'resuming at step ' + str(state.step) if run.resumed else 'training'}: "
+                                       f"{len(run.train_set)} files, {steps_per_epoch} steps/epoch, "
+                                       f"{recipe.epochs} epochs, device {device}, select {recipe.select_metric}"})
+    at_max_steps = lambda: config.max_steps is not None and state.step >= config.max_steps
 
     cancelled = stopped = False
     step_time, steps_here = 0.0, 0
-    bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="train", unit="step", dynamic_ncols=True)
+    run.bar = tqdm(total=total_steps, initial=min(state.step, total_steps), desc="train", unit="step",
+                   dynamic_ncols=True)
     try:
-        while epoch < recipe.epochs:
-            if config.max_steps is not None and step >= config.max_steps:
+        while state.epoch < recipe.epochs:
+            if at_max_steps():
                 stopped = True
-                if not (out_dir / LAST).is_file():
-                    save_last()
+                if not (run.out_dir / LAST_FILE).is_file():
+                    save_run(run)
                 break
             model.train()
-            batches = epoch_batches(train_set.is_normal, recipe.batch_size, recipe.balanced, recipe.seed, epoch)
+            batches = epoch_batches(run.train_set.is_normal, recipe.batch_size, recipe.balanced, recipe.seed,
+                                    state.epoch)
             evaluated_at = None
-            for features, targets, lengths in batch_loader(train_set, batches[batch_in_epoch:], config.num_workers):
-                if config.max_steps is not None and step >= config.max_steps:
+            for features, targets, lengths in batch_loader(run.train_set, batches[state.batch_in_epoch:],
+                                                           config.num_workers):
+                if at_max_steps():
                     stopped = True
                     break
                 if should_stop():
                     cancelled = True
                     break
-                warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-                for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+                warm = min(1.0, (state.step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+                for group, lr in zip(state.optimizer.param_groups, state.scheduler.get_last_lr()):
                     group["lr"] = lr * warm
                 t = time.perf_counter()
-                losses = train_step(model, optimizer, features.to(device), targets.to(device), lengths.to(device),
-                                    class_names, recipe.contrast_weight, amp_dtype)
+                losses = train_step(model, state.optimizer, features.to(device), targets.to(device),
+                                    lengths.to(device), class_names, recipe.contrast_weight, run.amp_dtype)
                 step_time += time.perf_counter() - t
-                step, batch_in_epoch, steps_here = step + 1, batch_in_epoch + 1, steps_here + 1
-                if ema is not None:
+                state.step, state.batch_in_epoch, steps_here = state.step + 1, state.batch_in_epoch + 1, steps_here + 1
+                if state.ema is not None:
                     with torch.no_grad():
                         for name, value in model.adapter_state_dict().items():
-                            ema[name].lerp_(value, 1.0 - config.ema_decay)
+                            state.ema[name].lerp_(value, 1.0 - config.ema_decay)
                 rate = steps_here / step_time
-                log({"kind": "step", "step": step, "epoch": epoch, "total_steps": total_steps, **losses,
-                     "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate})
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses['loss']:.4f}", steps_per_s=f"{rate:.2f}", epoch=epoch + 1)
-                if eval_set is not None and recipe.eval_every_steps and step % recipe.eval_every_steps == 0:
-                    run_evaluation()
-                    evaluated_at = step
+                run.log({"kind": "step", "step": state.step, "epoch": state.epoch, "total_steps": total_steps,
+                         **losses, "lr": state.optimizer.param_groups[0]["lr"], "steps_per_s": rate})
+                run.bar.update(1)
+                run.bar.set_postfix(loss=f"{losses['loss']:.4f}", steps_per_s=f"{rate:.2f}", epoch=state.epoch + 1)
+                if run.eval_set is not None and recipe.eval_every_steps and state.step % recipe.eval_every_steps == 0:
+                    evaluate_run(run)
+                    evaluated_at = state.step
             if cancelled or stopped:
-                save_last()
+                save_run(run)
                 break
-            # End of the epoch: schedule, evaluate, reload the best weights (official), save.
-            for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
-                group["lr"] = lr
-            scheduler.step()
-            epoch, batch_in_epoch = epoch + 1, 0
-            if eval_set is not None and evaluated_at != step:
-                run_evaluation()
-            if best_weights is not None:
-                model.load_state_dict(best_weights, strict=False)
-                if ema is not None:
-                    ema = _clone(best_weights)
-            save_last()
-            log({"kind": "log", "message": f"epoch {epoch}/{recipe.epochs} done at step {step}"})
+            end_epoch(run, evaluated_at)
     finally:
-        bar.close()
-
-    best_path = out_dir / BEST if (out_dir / BEST).is_file() else out_dir / LAST
-    result = TrainResult(out_dir=out_dir, best_path=best_path, last_path=out_dir / LAST,
-                         select_metric=recipe.select_metric, best_value=best_value, best_metrics=best_metrics,
-                         epochs_done=epoch, steps=step, cancelled=cancelled,
-                         elapsed_s=elapsed_before + time.perf_counter() - started)
-    with atomic_write(out_dir / REPORT) as tmp:
-        tmp.write_text(json.dumps({**result.to_dict(), "recipe": asdict(recipe),
-                                   "stopped_at_max_steps": stopped}, indent=2))
-    log({"kind": "done", **result.to_dict()})
-    return result
+        run.bar.close()
+    return finish_run(run, cancelled, stopped)
