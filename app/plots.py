@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 from vadclip.results import VideoScores
 
 BRANCH_NAMES = {"c": "C-branch (anomaly score)", "a": "A-branch (1 − P(normal))"}
-_BRANCH_COLOURS = {"c": "#d62728", "a": "#1f77b4"}
+_BRANCH_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")     # by position in scores.branches
 # Qualitative colours for segment classes (cycled).
 _CLASS_COLOURS = ("#e45756", "#f58518", "#54a24b", "#b279a2", "#4c78a8", "#9d755d", "#eeca3b",
                   "#72b7b2", "#ff9da6", "#bab0ac")
@@ -31,7 +31,7 @@ def _step(scores: VideoScores, values: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def timeline_figure(scores: VideoScores, selected: int | None = None, warning: str = "") -> go.Figure:
-    """Both coarse curves (the detection branch solid, the other dotted), the threshold, segments
+    """Every coarse curve (the detection branch solid, the others dotted), the threshold, segments
     shaded and labelled, and the per-class heat map under it on the same time axis.
 
     `selected` highlights one segment; `warning` (e.g. random weights) is printed in the title.
@@ -39,13 +39,13 @@ def timeline_figure(scores: VideoScores, selected: int | None = None, warning: s
     params = scores.params
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         row_heights=[0.58, 0.42],
-                        subplot_titles=("Anomaly score over time", "Class probabilities (A-branch)"))
-    for branch in ("c", "a"):
+                        subplot_titles=("Anomaly score over time", "Class probabilities"))
+    for n, branch in enumerate(scores.branches):
         x, y = _step(scores, scores.coarse(branch))
         active = branch == params.branch
         fig.add_trace(go.Scatter(
-            x=x, y=y, mode="lines", line_shape="hv", name=BRANCH_NAMES[branch],
-            line=dict(color=_BRANCH_COLOURS[branch], width=2.5 if active else 1.5,
+            x=x, y=y, mode="lines", line_shape="hv", name=BRANCH_NAMES.get(branch, branch),
+            line=dict(color=_BRANCH_COLOURS[n % len(_BRANCH_COLOURS)], width=2.5 if active else 1.5,
                       dash="solid" if active else "dot"),
             hovertemplate="%{y:.3f}", legendgroup=branch), row=1, col=1)
     fig.add_hline(y=params.threshold, line=dict(color="#555", dash="dash", width=1), row=1, col=1,

@@ -16,6 +16,7 @@ from sqlalchemy import (Boolean, DateTime, Float, Integer, LargeBinary, String, 
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from vadclip.errors import UserError
 from vadclip.results import DetectedSegment, VideoScores
 
 STATUSES = ("pending", "confirmed", "dismissed", "relabelled")
@@ -141,18 +142,18 @@ class ReviewStore:
 
     def decide(self, item_id: int, status: str, new_label: str | None = None, note: str = "",
                reviewer: str = "") -> ReviewRecord:
-        """Record a moderator's decision on one item. ValueError for an impossible decision."""
+        """Record a moderator's decision on one item. UserError for an impossible decision."""
         if status not in STATUSES:
-            raise ValueError(f"unknown review status {status!r}; use one of {', '.join(STATUSES)}")
+            raise UserError(f"unknown review status {status!r}; use one of {', '.join(STATUSES)}")
         new_label = (new_label or "").strip() or None
         if status == "relabelled" and not new_label:
-            raise ValueError("relabelling needs the new class name")
+            raise UserError("relabelling needs the new class name")
         with Session(self.engine) as db, db.begin():
             item = db.get(ReviewItem, item_id)
             if item is None:
-                raise ValueError(f"review item {item_id} does not exist (was the video re-analysed?)")
+                raise UserError(f"review item {item_id} does not exist (was the video re-analysed?)")
             if status == "relabelled" and new_label == item.label:
-                raise ValueError(f"the segment is already labelled {new_label!r}; choose another class")
+                raise UserError(f"the segment is already labelled {new_label!r}; choose another class")
             item.status = status
             item.new_label = new_label if status == "relabelled" else None
             item.note = (note or "").strip()

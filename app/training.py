@@ -7,18 +7,22 @@ written into the models folder, so it appears in the model choice.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vadclip.errors import UserError
 from vadclip.paths import confine, is_inside
 from vadclip.train import TrainConfig, TrainResult, train
 
 MAX_LISTED = 500           # feature lists / annotation files offered in the dropdowns
 MAX_LOG_LINES = 400
+BUG_LINE = "the training stopped on an unexpected error (a bug); the details are in the server log"
+
+log = logging.getLogger("vadclip.app")
 
 
 def list_files(root: Path, suffixes: tuple[str, ...]) -> list[str]:
@@ -40,14 +44,14 @@ def list_files(root: Path, suffixes: tuple[str, ...]) -> list[str]:
 
 
 def resolve_in_root(choice: str | None, root: Path, what: str, required: bool = True) -> Path | None:
-    """A user's choice of file, resolved inside `root`; ValueError if missing or outside it."""
+    """A user's choice of file, resolved inside `root`; UserError if missing or outside it."""
     if not choice:
         if required:
-            raise ValueError(f"choose a {what}")
+            raise UserError(f"choose a {what}")
         return None
-    path = confine(choice, root)            # PathEscapeError (a ValueError) names the path
+    path = confine(choice, root)            # PathEscapeError (a UserError) names the path
     if not path.is_file():
-        raise ValueError(f"{what} {choice!r} does not exist under the data root")
+        raise UserError(f"{what} {choice!r} does not exist under the data root")
     return path
 
 
@@ -111,7 +115,7 @@ class Trainer:
     def start(self, config: TrainConfig) -> TrainingJob:
         with self._lock:
             if self.job is not None and self.job.running:
-                raise ValueError("a training is already running; cancel it or wait for it to finish")
+                raise UserError("a training is already running; cancel it or wait for it to finish")
             job = TrainingJob(config=config)
             job.thread = threading.Thread(target=self._run, args=(job,), daemon=True,
                                           name="vadclip-train")
@@ -130,12 +134,15 @@ class Trainer:
 
         try:
             job.result = train(job.config, on_progress=on_progress, should_stop=job.stop.is_set)
-        except Exception as e:  # reported in the page; the traceback goes to the server log
-            traceback.print_exc()
-            job.error = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
-            with self._lock:
-                job.log.append(f"error: {job.error}")
+        except UserError as e:     # bad data or settings: its message goes to the page
+            job.error = str(e)
+        except Exception:          # a bug: the traceback goes to the server log only
+            log.exception("training run %s failed", job.config.out_dir)
+            job.error = BUG_LINE
         finally:
+            if job.error:
+                with self._lock:
+                    job.log.append(f"error: {job.error}")
             job.finished = time.time()
 
     def cancel(self) -> bool:

@@ -30,7 +30,7 @@ def fake_scores(segments: list[tuple[int, int, str]], random_weights: bool = Fal
     return VideoScores(video="v.mp4", content_hash=content_hash, fps=25.0, n_frames=n * 16,
                        duration_s=n * 16 / 25, snippet_frames=16, samples_per_snippet=4,
                        snippet_start_s=start, snippet_end_s=start + 16 / 25,
-                       coarse_c=rng.random(n).astype(np.float32), coarse_a=1 - fine[:, 0],
+                       curves={"c": rng.random(n).astype(np.float32), "a": 1 - fine[:, 0]},
                        fine=fine, class_names=names, segments=segs, params=DetectionParams(),
                        model="test model", random_weights=random_weights)
 
@@ -135,32 +135,90 @@ def test_training_figure():
 
 # ------------------------------------------------------------------------------- UI
 
+def make_demo(tmp_path, official_dir):
+    from app.ui import build_demo
+
+    (tmp_path / "models").mkdir(exist_ok=True)
+    config = AppConfig(models_dir=tmp_path / "models", data_dir=tmp_path / "data",
+                       clip=str(official_dir / "official_xd.pth"), max_upload_mb=50)
+    return build_demo(config), config
+
+
 def test_build_demo(tmp_path, official_dir):
     import gradio as gr
 
-    from app.ui import _guard, build_demo, gpu_decorator, launch_options
+    from app.ui import launch_options
+    from app.wiring import gpu_decorator
 
-    (tmp_path / "models").mkdir()
-    config = AppConfig(models_dir=tmp_path / "models", data_dir=tmp_path / "data",
-                       clip=str(official_dir / "official_xd.pth"), max_upload_mb=50)
-    demo = build_demo(config)
+    demo, config = make_demo(tmp_path, official_dir)
     assert isinstance(demo, gr.Blocks)
     assert demo.vadclip_context.config is config
     options = launch_options(config)
     assert options["max_file_size"] == "50mb"
     assert str(config.assets_dir.resolve()) in options["allowed_paths"]
     demo.vadclip_context.close()
-
     assert gpu_decorator()(len) is len                                # no `spaces` package here
 
+
+def test_public_api_is_the_documented_set(tmp_path, official_dir):
+    """Only the endpoints the README documents are public; every internal event is private."""
+    import re
+
+    demo, _ = make_demo(tmp_path, official_dir)
+    public = set(demo.get_api_info()["named_endpoints"])
+    demo.vadclip_context.close()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    api_line = readme[readme.index("The\n`gradio_client` API:"):][:400]
+    documented = set(re.findall(r"`(/[a-z_]+)", api_line))
+    assert public == documented == {"/analyse", "/rescore", "/decide_segment", "/start_training"}
+
+
+def test_guard_shows_user_errors_and_hides_bugs(caplog):
+    import gradio as gr
+
+    from app.wiring import BUG_MESSAGE, guard
+    from vadclip.errors import UserError
+    from vadclip.video import VideoError
+
     def user_error(x):
-        raise ValueError("bad input")
+        raise VideoError("clip.mp4", "no video stream")
 
     def bug(x):
-        raise KeyError("oops")
+        raise KeyError("secret internal detail")
 
-    with pytest.warns(UserWarning, match="bad input"):        # gr.Warning outside a request
-        skipped = _guard(user_error, 2)(1)
+    def plain_value_error(x):                   # not a UserError: a bug, however it is spelt
+        raise ValueError("internal detail")
+
+    with pytest.warns(UserWarning, match="clip.mp4: no video stream"):   # gr.Warning outside a request
+        skipped = guard(user_error, 2)(1)
     assert isinstance(skipped, tuple) and len(skipped) == 2
-    with pytest.raises(gr.Error, match="unexpected error"):
-        _guard(bug, 1)(1)
+    with pytest.raises(gr.Error, match="clip.mp4: no video stream"):      # the API's way
+        guard(user_error, 1, user_errors="error")(1)
+    for fn in (bug, plain_value_error):
+        with pytest.raises(gr.Error) as info:
+            guard(fn, 1)(1)
+        assert info.value.message == BUG_MESSAGE and "internal detail" not in info.value.message
+    assert "secret internal detail" in caplog.text and "Traceback" in caplog.text
+    assert issubclass(VideoError, UserError)
+
+
+def test_ui_defaults_come_from_the_library(tmp_path, official_dir):
+    import gradio as gr
+
+    from app import handlers as h
+    from vadclip.config import PRESETS, get_preset
+
+    demo, _ = make_demo(tmp_path, official_dir)
+    train_preset = [b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "Preset"]
+    by_label = {getattr(b, "label", None): b for b in demo.blocks.values()}
+    demo.vadclip_context.close()
+    params = DetectionParams()
+    assert by_label["Threshold"].value == params.threshold
+    assert by_label["Merge gaps shorter than (s)"].value == params.min_gap_s
+    assert by_label["Drop segments shorter than (s)"].value == params.min_duration_s
+    assert by_label["Detection branch"].value == (params.branch or h.MODEL_DEFAULT_BRANCH)
+    preset = next(iter(PRESETS))
+    recipe = get_preset(preset).train
+    assert [b.value for b in train_preset] == [preset]
+    assert (by_label["Epochs"].value, by_label["Learning rate"].value, by_label["Batch size"].value) == (
+        recipe.epochs, recipe.lr, recipe.batch_size)

@@ -1,7 +1,7 @@
 """The app in a real browser: Playwright (from PyPI) driving Debian's chromium.
 
-One app server (`python app.py`, a subprocess on a free port) with temporary data and models
-folders and the fixture checkpoint; the tests run in order on it like a moderator would: analyse
+One app server (tests/app_server.AppServer: `python app.py` on a free port) with temporary data
+and models folders, the fixture checkpoint and a random-weight ViT-B-16 for zero-shot; the tests run in order on it like a moderator would: analyse
 an example, preview and confirm a segment, reload and find the decision kept, export CSV, then
 bad inputs. Screenshots go to $VADCLIP_TEST_ARTIFACTS (default test-artifacts/browser/).
 """
@@ -10,17 +10,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.browser
 
+from app_server import AppServer
 from conftest import OFFICIAL, SHARED, synth
 from videos import write_text, write_video
 
@@ -38,54 +34,19 @@ if not Path(CHROMIUM).is_file():
                 allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"the app did not answer at {url} within {timeout:.0f} s")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not (OFFICIAL / "official_xd.pth").is_file():
         pytest.skip(f"fixture checkpoint not found under {OFFICIAL}")
     root = tmp_path_factory.mktemp("app")
-    (root / "models").mkdir()
-    shutil.copy(OFFICIAL / "official_xd.pth", root / "models" / "official_xd.pth")
     if (SHARED / "tools" / "synth_vad.py").is_file():
         synth("xd", root / "training" / "xd", n_train=8, n_test=4)
-    port = _free_port()
-    env = {**os.environ, "VADCLIP_MODELS_DIR": str(root / "models"), "VADCLIP_DATA_DIR": str(root / "data"),
-           "VADCLIP_DATA_ROOT": str(root / "training"),
-           "VADCLIP_CLIP": "random", "VADCLIP_MAX_VIDEO_S": str(MAX_VIDEO_S), "VADCLIP_DEVICE": "cpu",
-           "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "2"}
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    app = AppServer(root, concurrency=1, queue_size=16, VADCLIP_CLIP="random",
+                    VADCLIP_MAX_VIDEO_S=MAX_VIDEO_S, OMP_NUM_THREADS=2).start()
     try:
-        _wait_for(url, proc)
-        yield {"url": url, "root": root}
+        yield {"url": app.url, "root": root}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        app.stop()
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +167,7 @@ def test_bad_inputs_show_clear_messages(page, tmp_path):
     long_video = write_video(tmp_path / "long.mp4", n_frames=25 * (MAX_VIDEO_S + 4), fps=25)
     upload_video(page, long_video)
     page.click("#analyse-btn")
-    expect_message(page, f"at most {MAX_VIDEO_S} s")
+    expect_message(page, f"longer than the limit of {MAX_VIDEO_S} s")
     shot(page, "08_too_long_video")
     close_messages(page)
 

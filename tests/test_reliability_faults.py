@@ -1,6 +1,6 @@
 """Faults: SIGKILL of the app mid-analysis and mid-training, and out-of-memory while encoding.
 
-The app (`python app.py`, tests/test_load.AppServer) is killed with SIGKILL, which gives it no
+The app (`python app.py`, tests/app_server.AppServer) is killed with SIGKILL, which gives it no
 chance to clean up, while it encodes a longer video and again while it trains; after each kill
 it restarts on the same folders. Checks: every decision saved before the kill is still there,
 every feature-cache entry loads, every checkpoint loads (or is absent, never corrupt), and the
@@ -18,9 +18,11 @@ import pytest
 import torch
 
 from conftest import OFFICIAL, synth
-from test_load import AppServer, stored_decisions
+from app_server import AppServer
+from test_load import stored_decisions
 from videos import write_video
 
+from app.models import ZERO_SHOT
 from vadclip.checkpoint import load_checkpoint
 from vadclip.features import ExtractSettings, FeatureCache, extract_video_features
 
@@ -109,9 +111,8 @@ def test_sigkill_mid_analysis_and_mid_training_loses_nothing(tmp_path):
         client = server.client()
         again = analyse(client, root / "short.mp4", server.model_key).result()
         assert again[3]["data"][0][-1] == "confirmed"
-        train_rel, test_rel, ann_rel = (u["value"] for u in client.predict(api_name="/refresh_files"))
-        client.predict(train_rel, test_rel, ann_rel, "xd", "zeroshot", 10000, 1e-4, 4, 0,
-                       api_name="/start_training")
+        client.predict("xd/xd_train.csv", "xd/xd_test.csv", "xd/annotations.txt", "xd", ZERO_SHOT,
+                       10000, 1e-4, 4, 0, api_name="/start_training")     # a fresh adapter
         wait_until(lambda: checkpoints(root / "models"), 120, "the training to write a checkpoint")
         time.sleep(0.7)                               # into the next save cycles
         server.kill()
@@ -133,7 +134,7 @@ def test_sigkill_mid_analysis_and_mid_training_loses_nothing(tmp_path):
     try:
         session = analyse_here(ctx, Session(), str(root / "short.mp4"), "normal", ANOMALIES,
                                server.model_key, "auto", 4, DetectionParams(threshold=0.0))
-        assert session.scores.extras["features_cached"] is True
+        assert session.scores.extras["cache_hit"] is True
         confirmed = ctx.store.items(status="confirmed")
         assert [r.note for r in confirmed] == ["kept after a crash"]
     finally:

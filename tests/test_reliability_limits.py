@@ -22,6 +22,9 @@ from app import handlers as h
 from app.config import AppConfig
 from app.state import Session
 from app.tempfiles import TempFiles
+import vadclip.features
+import vadclip.scoring
+from vadclip.errors import UserError
 from vadclip.prompt import MAX_CLASSES
 from vadclip.results import DetectionParams
 from vadclip.safe_load import CheckpointError
@@ -131,16 +134,17 @@ def test_huge_frame_headers_are_refused_before_decoding(app, tmp_path, monkeypat
     ctx, key, _, _ = app
     video = huge_header_video(tmp_path / f"huge{size}.avi", size, size)
     assert video.stat().st_size < 100_000
-    monkeypatch.setattr(h, "cached_video_features", lambda *a, **k: pytest.fail("decoded a huge video"))
+    monkeypatch.setattr(vadclip.features, "extract_video_features",
+                        lambda *a, **k: pytest.fail("decoded a huge video"))
     with pytest.raises(ValueError, match=message):
         h.analyse(ctx, Session(), str(video), "normal", "fighting", key, "auto", 4, PARAMS)
-    with pytest.raises(h.AppError, match=message):
+    with pytest.raises(UserError, match=message):
         h.check_video_upload(str(video))
 
 
 def test_vocabulary_size_and_label_length_limits(app, monkeypatch):
     ctx, key, video, _ = app
-    monkeypatch.setattr(h, "probe", lambda *a, **k: pytest.fail("read the video for a bad vocabulary"))
+    monkeypatch.setattr(vadclip.scoring, "probe", lambda *a, **k: pytest.fail("read the video for a bad vocabulary"))
     too_many = "\n".join(f"class {i}" for i in range(MAX_CLASSES + 1))
     with pytest.raises(ValueError, match=f"at most {MAX_CLASSES}"):
         h.analyse(ctx, Session(), str(video), "normal", too_many, key, "auto", 4, PARAMS)
@@ -153,7 +157,7 @@ def test_video_duration_limit(app, tmp_path):
     ctx, key, _, root = app
     short_limit = make_ctx(root, max_video_s=2, data_dir=root / "data-2s")
     try:
-        with pytest.raises(h.AppError, match="at most 2 s"):
+        with pytest.raises(UserError, match="longer than the limit of 2 s"):
             h.analyse(short_limit, Session(), str(app[2]), "normal", "fighting", key, "auto", 4, PARAMS)
     finally:
         short_limit.close()
@@ -162,7 +166,7 @@ def test_video_duration_limit(app, tmp_path):
 def test_one_job_per_session():
     jobs = h.SessionJobs()
     with jobs.hold("alice", "an analysis"):
-        with pytest.raises(h.AppError, match="already running an analysis"):
+        with pytest.raises(UserError, match="already running an analysis"):
             with jobs.hold("alice", "an analysis"):
                 pass
         with jobs.hold("bob", "an analysis"):          # another session is not blocked
@@ -238,7 +242,7 @@ def test_feature_cache_cap_from_the_environment(app, tmp_path):
             assert capped.cache.size_bytes() <= capped.cache.max_bytes or len(capped.cache.entries()) == 1
         assert len(capped.cache.entries()) == 1                # the older entries were evicted
         again = h.analyse(capped, Session(), str(videos[-1]), "normal", "riot", key, "auto", 4, PARAMS)
-        assert again.scores.extras["features_cached"] is True  # the newest entry is kept
+        assert again.scores.extras["cache_hit"] is True        # the newest entry is kept
     finally:
         capped.close()
 
@@ -250,7 +254,7 @@ def test_feature_cache_cap_from_the_environment(app, tmp_path):
 def test_parse_vocabulary_fuzz(normal, anomalies):
     try:
         names = h.parse_vocabulary(normal, anomalies)
-    except h.AppError as e:
+    except UserError as e:
         message = str(e)
         assert "\n" not in message and ("empty" in message or "duplicate" in message)
         lines = [n.strip() for n in anomalies.splitlines() if n.strip()]
@@ -270,7 +274,7 @@ def test_parse_vocabulary_duplicates_are_named(lines):
     anomalies = "\n".join(lines)
     try:
         names = h.parse_vocabulary("normal", anomalies)
-    except h.AppError as e:
+    except UserError as e:
         assert "empty" in str(e) or "duplicate" in str(e)
         return
     assert len({n.lower() for n in names}) == len(names)

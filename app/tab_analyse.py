@@ -1,0 +1,216 @@
+"""The Analyse tab: video, model, vocabulary and detection settings; timeline, segment table,
+preview and quick decisions. API: `/analyse`, `/rescore`, `/decide_segment`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from vadclip.constants import RANDOM_WEIGHTS_WARNING
+from vadclip.errors import UserError
+from vadclip.results import DetectionParams
+
+from . import handlers as h
+from .handlers import AppContext
+from .models import PRESET_CHOICES
+from .plots import timeline_figure
+from .state import Session
+from .wiring import PRIVATE, gpu_decorator, guard, options, session_id
+
+BRANCH_CHOICES = [("model's default", h.MODEL_DEFAULT_BRANCH), ("C-branch", "c"), ("A-branch", "a")]
+
+
+@dataclass
+class AnalyseTab:
+    """What other tabs use: the model choice, the segment table, and the events after which
+    the review queue changed."""
+
+    model: gr.Dropdown
+    segments: gr.Dataframe
+    queue_changed: list
+
+
+def banner_html(random_weights: bool) -> str:
+    """The red warning shown above scores from a CLIP with random weights."""
+    if not random_weights:
+        return ""
+    return (f"<div class='vad-banner' id='random-banner'>⚠ {RANDOM_WEIGHTS_WARNING}<br>"
+            "<small>These scores come from a CLIP with random weights (test / timing mode). "
+            "Set VADCLIP_CLIP to real CLIP weights or choose a trained checkpoint.</small></div>")
+
+
+def _timeline(session: Session):
+    scores = session.scores
+    return timeline_figure(scores, session.selected, RANDOM_WEIGHTS_WARNING if scores.random_weights else "")
+
+
+def build_analyse_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State) -> AnalyseTab:
+    """The Analyse tab's components and events (call inside `gr.Tabs`)."""
+    config = ctx.config
+    vocab_names = list(ctx.vocabularies)
+    first_normal, first_anomalies = h.preset_vocabulary(ctx, vocab_names[0])
+    scanned = h.model_choices(ctx, Session())
+    examples = sorted(str(p) for p in config.assets_dir.glob("*.mp4"))
+    detect = DetectionParams()                       # the library's defaults
+
+    with gr.Tab("Analyse", id="analyse", elem_id="tab-analyse"):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=320):
+                video = gr.Video(label="Video", sources=["upload"], elem_id="video", height=300)
+                if examples:
+                    gr.Examples(examples=[[p] for p in examples], inputs=[video],
+                                label="Examples (synthetic clips)", examples_per_page=6)
+            with gr.Column(scale=6, min_width=360):
+                with gr.Row():
+                    model = gr.Dropdown(options(scanned), value=h.default_model(scanned), label="Model",
+                                        scale=4, elem_id="model", allow_custom_value=False)
+                    preset = gr.Dropdown(list(PRESET_CHOICES), value="auto", scale=1, label="Preset",
+                                         info="official .pth only", min_width=110)
+                with gr.Accordion("Upload a checkpoint (.pth / .safetensors)", open=False):
+                    model_file = gr.File(label="Checkpoint", file_types=[".pth", ".pt", ".safetensors"],
+                                         elem_id="model-upload")
+                with gr.Group():
+                    vocab_preset = gr.Dropdown(vocab_names, value=vocab_names[0], label="Vocabulary preset",
+                                               elem_id="vocab-preset")
+                    with gr.Row():
+                        normal = gr.Textbox(first_normal, label="Normal class (index 0)", max_lines=1,
+                                            scale=1, elem_id="normal")
+                        anomalies = gr.Textbox(first_anomalies, lines=6, max_lines=16,
+                                               label="Anomaly classes (one per line)", scale=2,
+                                               elem_id="anomalies")
+                with gr.Row():
+                    samples = gr.Radio([str(n) for n in h.SAMPLES_PER_SNIPPET_CHOICES],
+                                       value=str(h.DEFAULT_SAMPLES_PER_SNIPPET),
+                                       label="Frames encoded per 16-frame snippet",
+                                       info="16 = official features; fewer = faster on CPU")
+                    branch = gr.Radio(BRANCH_CHOICES, value=detect.branch or h.MODEL_DEFAULT_BRANCH,
+                                      label="Detection branch")
+                threshold = gr.Slider(0, 1, value=detect.threshold, step=0.01, label="Threshold",
+                                      info="snippets scoring at least this are flagged")
+                with gr.Row():
+                    min_gap = gr.Slider(0, 10, value=detect.min_gap_s, step=0.1,
+                                        label="Merge gaps shorter than (s)")
+                    min_duration = gr.Slider(0, 10, value=detect.min_duration_s, step=0.1,
+                                             label="Drop segments shorter than (s)")
+                with gr.Row():
+                    analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse-btn", scale=2)
+                    rescore_btn = gr.Button("Re-score (instant)", elem_id="rescore-btn", scale=1)
+        banner = gr.HTML("", elem_id="banner")
+        summary = gr.Markdown("", elem_id="summary")
+        plot = gr.Plot(label="Timeline", elem_id="timeline", visible=False)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5):
+                segments = gr.Dataframe(headers=h.SEGMENT_COLUMNS, value=[], interactive=False,
+                                        label="Detected segments (select a row to preview and review it)",
+                                        elem_id="segment-table", type="array", wrap=True)
+                with gr.Row():
+                    quick_note = gr.Textbox(label="Note", placeholder="optional", scale=3,
+                                            elem_id="quick-note", max_lines=1)
+                    quick_confirm = gr.Button("Confirm", variant="primary", scale=1,
+                                              elem_id="quick-confirm", min_width=90)
+                    quick_dismiss = gr.Button("Dismiss", variant="stop", scale=1,
+                                              elem_id="quick-dismiss", min_width=90)
+            with gr.Column(scale=4):
+                preview_caption = gr.Markdown("Select a segment to see it.", elem_id="preview-caption")
+                preview_strip = gr.Gallery(label="Frames of the segment", columns=6, height=130,
+                                           elem_id="preview-strip", object_fit="contain")
+                preview_clip = gr.Video(label="Segment clip", elem_id="preview-clip", height=220,
+                                        interactive=False, autoplay=False)
+        # API only (scripts, load tests): `/decide_segment(number, action, note)`
+        api_segment = gr.Number(visible=False, precision=0)
+        api_action = gr.Textbox(visible=False)
+        api_trigger = gr.Button(visible=False)
+
+    # ------------------------------------------------------------------ analysis and re-scoring
+    detect_inputs = [threshold, branch, min_gap, min_duration]
+    rescore_inputs = [session, normal, anomalies, model, preset, *detect_inputs]
+    view_outputs = [session, banner, summary, plot, segments, preview_caption, preview_strip, preview_clip]
+
+    def view(sess: Session):
+        return (sess, banner_html(sess.scores.random_weights), h.summary_markdown(sess.scores),
+                gr.Plot(_timeline(sess), visible=True), h.segment_rows(ctx, sess),
+                "Select a segment to see it.", None, None)
+
+    @gpu_decorator()
+    def run_analysis(sess, video_path, normal_text, anomaly_text, model_key, preset_name, samples_value,
+                     thr, br, gap, dur, request: gr.Request, progress=gr.Progress()):
+        params = h.detection_params(thr, br, gap, dur)
+        with ctx.jobs.hold(session_id(request), "an analysis"):
+            new = h.analyse(ctx, sess, video_path, normal_text, anomaly_text, model_key, preset_name,
+                            int(samples_value), params,
+                            on_progress=lambda stage, fraction: progress(fraction, desc=stage))
+        return view(new)
+
+    def run_rescore(sess, normal_text, anomaly_text, model_key, preset_name, thr, br, gap, dur):
+        params = h.detection_params(thr, br, gap, dur)
+        return view(h.rescore(ctx, sess, normal_text, anomaly_text, model_key, preset_name, params))
+
+    def run_auto_rescore(sess, normal_text, anomaly_text, model_key, preset_name, thr, br, gap, dur):
+        params = h.detection_params(thr, br, gap, dur)
+        new = h.auto_rescore(ctx, sess, normal_text, anomaly_text, model_key, preset_name, params)
+        return [gr.skip()] * len(view_outputs) if new is None else view(new)
+
+    n_view = len(view_outputs)
+    analysed = analyse_btn.click(
+        guard(run_analysis, n_view), [session, video, normal, anomalies, model, preset, samples, *detect_inputs],
+        view_outputs, concurrency_id="compute", concurrency_limit=config.concurrency, api_name="analyse")
+    rescored = rescore_btn.click(guard(run_rescore, n_view), rescore_inputs, view_outputs,
+                                 concurrency_id="compute", api_name="rescore")
+    auto = dict(fn=guard(run_auto_rescore, n_view), inputs=rescore_inputs, outputs=view_outputs,
+                show_progress="hidden", **PRIVATE)
+    for slider in (threshold, min_gap, min_duration):
+        slider.release(**auto)
+    branch.change(**auto)
+    vocab_preset.input(guard(lambda name: h.preset_vocabulary(ctx, name), 2), [vocab_preset],
+                       [normal, anomalies], **PRIVATE).then(**auto)
+
+    # ------------------------------------------------------------------ uploads
+    def on_video_upload(path):
+        try:
+            h.check_video_upload(path)
+        except UserError as e:            # clear the player and say why
+            gr.Warning(str(e))
+            return None
+        return gr.skip()
+
+    video.upload(on_video_upload, [video], [video], **PRIVATE)
+
+    def add_model(sess, path):
+        key = h.upload_model(ctx, sess, path)
+        gr.Info(f"checkpoint added: {Path(key).name}")
+        return sess, gr.Dropdown(choices=options(h.model_choices(ctx, sess)), value=key), None
+
+    model_file.upload(guard(add_model, 3), [session, model_file], [session, model, model_file], **PRIVATE)
+
+    # ------------------------------------------------------------------ preview and quick decisions
+    def preview(sess, evt: gr.SelectData, request: gr.Request):
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else int(evt.index)
+        new, (strip, clip, caption) = h.select_segment(sess, index, ctx.session_dir(session_id(request)))
+        return new, caption, strip, str(clip), _timeline(new)
+
+    segments.select(guard(preview, 5), [session], [session, preview_caption, preview_strip, preview_clip, plot],
+                    **PRIVATE)
+
+    def quick_decide(action: str):
+        def decide(sess, note_text):
+            record = h.decide_selected(ctx, sess, action, note_text)
+            gr.Info(f"segment #{sess.selected + 1} {record.status}")
+            return h.segment_rows(ctx, sess), ""
+        return decide
+
+    decided = [button.click(guard(quick_decide(action), 2), [session, quick_note], [segments, quick_note],
+                            **PRIVATE)
+               for button, action in ((quick_confirm, "confirm"), (quick_dismiss, "dismiss"))]
+
+    def decide_segment(sess, number, action, note_text):
+        h.decide_segment(ctx, sess, number, action, note_text)
+        return h.segment_rows(ctx, sess)
+
+    api_trigger.click(guard(decide_segment, 1, user_errors="error"), [session, api_segment, api_action, quick_note],
+                      [segments], api_name="decide_segment")
+
+    # ------------------------------------------------------------------ page load: new checkpoints
+    demo.load(guard(lambda sess: gr.Dropdown(choices=options(h.model_choices(ctx, sess))), 1), [session], [model],
+              **PRIVATE)
+    return AnalyseTab(model=model, segments=segments, queue_changed=[analysed, rescored, *decided])
