@@ -223,6 +223,128 @@ def test_auto_rescore_waits_for_an_analysis(ctx, analysed, checkpoint_key):
     assert new.scores.params == params and len(new.scores.segments) >= 1
 
 
+def test_second_analysis_uses_feature_cache(ctx, app_dirs, checkpoint_key, monkeypatch):
+    h.analyse(ctx, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting", checkpoint_key, "xd", 4,
+              PARAMS)                                                  # fills the disk cache
+    no_decoding(monkeypatch)
+    again = h.analyse(ctx, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting",
+                      checkpoint_key, "xd", 4, PARAMS)
+    assert again.scores.extras["cache_hit"] is True                        # from the disk cache
+    same = h.analyse(ctx, again, str(app_dirs / "clip.mp4"), "normal", "riot",
+                     checkpoint_key, "xd", 4, PARAMS)
+    assert same.scores.class_names == ["normal", "riot"] and same.scores.extras["cache_hit"] is True
+    assert "features reused" in h.summary_markdown(same.scores)
+
+
+def test_zero_shot_on_the_checkpoint_clip(ctx, app_dirs):
+    default_branch = h.detection_params(0.5, h.MODEL_DEFAULT_BRANCH, 1.0, 1.0)
+    session = h.analyse(ctx, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting\nfire",
+                        ZERO_SHOT, "auto", 2, default_branch)
+    assert "zero-shot" in session.scores.model
+    assert session.scores.branches == ("a",) and session.scores.params.branch == "a"
+    np.testing.assert_allclose(session.scores.fine.sum(1), 1.0, atol=1e-5)
+    with pytest.raises(OptionError, match="no 'c' curve"):            # zero-shot has one curve
+        h.rescore(ctx, session, "normal", "fighting\nfire", ZERO_SHOT, "auto", PARAMS)
+
+
+def test_random_clip_is_flagged(app_dirs, monkeypatch):
+    """Scores from a CLIP with random weights are flagged. (The real random ViT-B-16 is slow on
+    CPU: here the fixture's small CLIP is described as random; the browser test uses the real one.)"""
+    import dataclasses
+
+    import vadclip.factory
+    from vadclip.clip_backbone import load_clip
+
+    def fake_random(source, device="cpu"):
+        model, info = load_clip(app_dirs / "models" / "official_xd.pth", device=device)
+        return model, dataclasses.replace(info, source=source, random_weights=True)
+
+    monkeypatch.setattr(vadclip.factory, "load_clip", fake_random)
+    context = h.AppContext.create(make_config(app_dirs, clip="random", data_dir=app_dirs / "data-random"))
+    session = h.analyse(context, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting",
+                        ZERO_SHOT, "auto", 1, DetectionParams())
+    assert session.scores.random_weights
+    assert "RANDOM" in session.scores.model
+    context.close()
+
+
+def test_segment_preview(ctx, analysed, checkpoint_key):
+    session, _ = analysed
+    session = h.rescore(ctx, session, "normal", XD_ANOMALIES, checkpoint_key, "auto",
+                        DetectionParams(threshold=0.0, min_gap_s=0.0, min_duration_s=0.0))
+    strip, clip, caption = h.segment_preview(session, 0)
+    assert 1 <= len(strip) <= 6 and strip[0][1].endswith(" s")
+    assert probe(clip).n_frames > 0
+    assert caption.startswith("**Segment #1")
+    with pytest.raises(UserError, match="no segment #5"):
+        h.segment_preview(session, 4)
+
+
+# ------------------------------------------------------------------------------- bad inputs
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: write_text(d / "notes.mp4"), "notes.mp4: "),
+    (lambda d: write_truncated(d / "cut.mp4", write_video(d / "full.mp4", 100), keep=0.3), "cut.mp4: "),
+    (lambda d: (d / "empty.mp4").write_bytes(b"") or d / "empty.mp4", "empty.mp4: "),
+])
+def test_unreadable_videos_are_refused(ctx, checkpoint_key, tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(UserError, match=message):
+        h.analyse(ctx, Session(), str(path), "normal", "fighting", checkpoint_key, "auto", 4, PARAMS)
+    with pytest.raises(UserError, match="upload a video file"):
+        h.check_video_upload(str(path))
+
+
+def test_corrupted_video_never_crashes(ctx, checkpoint_key, tmp_path):
+    source = write_video(tmp_path / "ok.mp4", 120, width=64, height=48)
+    bad = write_corrupted(tmp_path / "noisy.mp4", source, n_bytes=4000)
+    try:
+        session = h.analyse(ctx, Session(), str(bad), "normal", "fighting", checkpoint_key, "auto", 4, PARAMS)
+    except UserError as e:               # refused with the file's name, or decoded despite the noise
+        assert "noisy.mp4" in str(e)
+    else:
+        assert session.scores.n_snippets >= 1
+
+
+def test_too_long_video(app_dirs, checkpoint_key):
+    context = h.AppContext.create(make_config(app_dirs, max_video_s=5, data_dir=app_dirs / "data-short"))
+    with pytest.raises(UserError, match=r"clip.mp4: the video lasts 8.0 s, longer than the limit of 5 s"):
+        h.analyse(context, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting",
+                  checkpoint_key, "auto", 4, PARAMS)
+    context.close()
+
+
+def test_too_short_video(ctx, checkpoint_key, tmp_path):
+    with pytest.raises(UserError, match="at least 16"):
+        h.analyse(ctx, Session(), str(write_video(tmp_path / "short.mp4", 10)), "normal", "fighting",
+                  checkpoint_key, "auto", 4, PARAMS)
+
+
+@pytest.mark.parametrize("model", ["checkpoint", ZERO_SHOT])
+def test_class_name_too_long_for_clip(ctx, app_dirs, checkpoint_key, model):
+    key = checkpoint_key if model == "checkpoint" else model
+    with pytest.raises(UserError, match="too long"):
+        h.analyse(ctx, Session(), str(app_dirs / "clip.mp4"), "normal", "fighting\n" + "word " * 80,
+                  key, "auto", 4, PARAMS)
+
+
+def test_other_bad_analysis_inputs(ctx, app_dirs, checkpoint_key):
+    clip = str(app_dirs / "clip.mp4")
+    with pytest.raises(UserError, match="upload a video"):
+        h.analyse(ctx, Session(), None, "normal", "fighting", checkpoint_key, "auto", 4, PARAMS)
+    with pytest.raises(UserError, match="vocabulary is empty"):
+        h.analyse(ctx, Session(), clip, "normal", "", checkpoint_key, "auto", 4, PARAMS)
+    with pytest.raises(OptionError, match="samples_per_snippet must be one of"):
+        h.analyse(ctx, Session(), clip, "normal", "fighting", checkpoint_key, "auto", 3, PARAMS)
+    with pytest.raises(OptionError, match="unknown preset"):
+        h.analyse(ctx, Session(), clip, "normal", "fighting", checkpoint_key, "kinetics", 4, PARAMS)
+    with pytest.raises(OptionError, match="threshold"):
+        h.detection_params(1.5, "c", 1, 1)
+    with pytest.raises(OptionError, match="no 'x' curve"):
+        h.analyse(ctx, Session(), clip, "normal", "fighting", checkpoint_key, "auto", 4,
+                  h.detection_params(0.5, "x", 1, 1))
+
+
 # ------------------------------------------------------------------------------- review + export
 
 def test_select_and_decide_segments(ctx, flagged, tmp_path):
