@@ -202,7 +202,7 @@ def test_a_new_checkpoint_kind_is_one_registration(official_model, zero_shot, tm
 
 def test_user_error_hierarchy():
     from vadclip.clip_backbone import ClipError
-    from vadclip.data import DataError
+    from vadclip.formats import DataError
     from vadclip.paths import PathEscapeError
     from vadclip.safe_load import UnsafeCheckpointError
     from vadclip.train import TrainError

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import vadclip
-from vadclip import data
+from vadclip import formats
 from vadclip.checkpoint import get_tokenizer
 from vadclip.clip_backbone import load_clip
 from vadclip.config import model_config
@@ -88,14 +88,14 @@ def test_bad_inputs_are_reported_together_before_work(official_dir, xd_bench, tm
     x = np.load(feats[2]); x[3, 4] = np.nan; np.save(feats[2], x)   # NaN
     abnormal = [f for f, r in zip(feats, rows[1:]) if not r.endswith(",A")]
     ann = bench / "annotations.txt"
-    missing_name = data.split_feature_file_name(abnormal[-1].name)[0]
+    missing_name = formats.split_feature_file_name(abnormal[-1].name)[0]
     ann.write_text("\n".join(l for l in ann.read_text().splitlines() if not l.startswith(missing_name)) + "\n")
     r = _run_cli("eval", "--checkpoint", official_dir / "official_xd.pth", "--test-list", bench / "xd_test.csv",
                  "--annotations", ann)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     for name in (feats[0], feats[1], feats[2]):
-        assert data.split_feature_file_name(name.name)[0] in r.stderr
+        assert formats.split_feature_file_name(name.name)[0] in r.stderr
     assert "missing file" in r.stderr and "feature size 256" in r.stderr and "NaN" in r.stderr
     assert missing_name in r.stderr and "no line in the annotations" in r.stderr
 

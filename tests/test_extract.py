@@ -14,7 +14,7 @@ import pytest
 from vadclip import extract as E
 from vadclip.cli import extract as extract_cli
 from vadclip.clip_backbone import load_clip
-from vadclip.data import read_feature_list
+from vadclip.formats import read_feature_list
 from vadclip.features import ExtractSettings, extract_video_features
 
 from videos import write_text, write_video

@@ -7,7 +7,7 @@ import string
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from vadclip import data
+from vadclip import formats
 from vadclip.checkpoint import get_tokenizer
 from vadclip.prompt import tokenize_class_names, validate_class_names
 
@@ -46,8 +46,8 @@ def test_feature_list_parsing(tmp_path_factory, rows, header, preset):
     csv_path = folder / "list.csv"
     csv_path.write_text("\n".join(lines))
     try:
-        entries = data.read_feature_list(csv_path, root=folder, preset=preset)
-    except data.DataError:
+        entries = formats.read_feature_list(csv_path, root=folder, preset=preset)
+    except formats.DataError:
         return
     for e in entries:
         assert e.path.is_absolute() and e.path.name.endswith(".npy")
@@ -65,14 +65,14 @@ def test_annotation_parsing(tmp_path_factory, lines, preset):
     path = tmp_path_factory.mktemp("ann") / "ann.txt"
     path.write_text("\n".join("  ".join(tok) for tok in lines))
     try:
-        ann = data.read_annotations(path, preset=preset)
-    except data.DataError:
+        ann = formats.read_annotations(path, preset=preset)
+    except formats.DataError:
         return
     for name, segments in ann.items():
         assert isinstance(name, str) and name
         for s in segments:
             assert 0 <= s.start_frame < s.end_frame
-            labels = data.frame_labels([s], s.end_frame + 3)
+            labels = formats.frame_labels([s], s.end_frame + 3)
             assert labels.sum() == s.end_frame - s.start_frame
 
 
@@ -80,8 +80,8 @@ def test_annotation_parsing(tmp_path_factory, lines, preset):
 @given(st.text(max_size=20), st.sampled_from(["xd", "ucf"]))
 def test_label_parsing(label, preset):
     try:
-        classes = data.parse_label(label, preset)
-    except data.DataError:
+        classes = formats.parse_label(label, preset)
+    except formats.DataError:
         return
-    mh = data.multi_hot(classes, list(data.get_preset(preset).model.class_names))
+    mh = formats.multi_hot(classes, list(formats.get_preset(preset).model.class_names))
     assert mh.sum() >= 1 and set(np.unique(mh)) <= {0.0, 1.0}

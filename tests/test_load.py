@@ -217,6 +217,7 @@ def load_setup(tmp_path_factory):
         server.stop()
 
 
+@pytest.mark.slow     # a soak/load run: minutes on 2 shared cores
 def test_eight_users_three_requests_each(load_setup):
     server, videos = load_setup
     model = direct_model()

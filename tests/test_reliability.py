@@ -79,6 +79,7 @@ def measure(ctx, model_key, videos, warmup: int, n: int) -> dict[str, float]:
 SOAK_BOUND_MIB = 30.0
 
 
+@pytest.mark.slow     # a soak/load run: minutes on 2 shared cores
 def test_repeated_analyses_do_not_grow_memory(tmp_path):
     if not (OFFICIAL / "official_xd.pth").is_file():
         pytest.skip("fixture checkpoint not found")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vadclip
-from vadclip import cli, data
+from vadclip import cli, formats
 from vadclip.checkpoint import get_tokenizer, save_checkpoint
 from vadclip.clip_backbone import describe_clip
 from vadclip.config import model_config
@@ -89,7 +89,7 @@ def test_one_step_equals_a_by_hand_reference(official_model, parity):
     names = list(ours.config.class_names)
     features = torch.from_numpy(parity["batch_features"])
     lengths = torch.from_numpy(parity["batch_lengths"]).long()
-    multi_hot = torch.from_numpy(np.stack([data.multi_hot(data.parse_label(str(l), "xd"), names)
+    multi_hot = torch.from_numpy(np.stack([formats.multi_hot(formats.parse_label(str(l), "xd"), names)
                                            for l in parity["batch_labels"]]))
     recipe = effective_recipe(TrainConfig(preset="xd"))
 
@@ -134,7 +134,7 @@ def test_autocast_step_stays_close_to_float32(official_model, parity):
     names = list(model_config("xd").class_names)
     features = torch.from_numpy(parity["batch_features"])
     lengths = torch.from_numpy(parity["batch_lengths"]).long()
-    multi_hot = torch.from_numpy(np.stack([data.multi_hot(data.parse_label(str(l), "xd"), names)
+    multi_hot = torch.from_numpy(np.stack([formats.multi_hot(formats.parse_label(str(l), "xd"), names)
                                            for l in parity["batch_labels"]]))
     recipe = effective_recipe(TrainConfig(preset="xd"))
     losses = {}
@@ -257,7 +257,7 @@ def test_bad_input_is_reported_all_at_once_before_training(bench, tmp_path):
     out = tmp_path / "out"
     config = config_for(bench, out, train_list=str(tmp_path / "train.csv"), test_list=str(tmp_path / "test.csv"),
                         annotations=str(tmp_path / "ann.txt"), batch_size=2)
-    with pytest.raises(data.DataError) as err:
+    with pytest.raises(formats.DataError) as err:
         train(config)
     message = str(err.value)
     assert "'B9'" in message                                                 # label not in the vocabulary
@@ -267,7 +267,7 @@ def test_bad_input_is_reported_all_at_once_before_training(bench, tmp_path):
     assert not out.exists()                                                  # nothing written
 
     (tmp_path / "empty.csv").write_text("path,label\n")
-    with pytest.raises(data.DataError, match="no rows"):
+    with pytest.raises(formats.DataError, match="no rows"):
         train(config_for(bench, out, train_list=str(tmp_path / "empty.csv")))
 
 

@@ -185,13 +185,12 @@ def _create_pretrained(name: str, tag: str, cache_dir: str | None) -> nn.Module:
 
 
 def clip_from_file(path: str | os.PathLike) -> nn.Module:
-    """A CLIP from a local file: OpenAI format, open_clip format, or inside a VadCLIP checkpoint."""
+    """A CLIP from a local file: OpenAI format, or inside a VadCLIP checkpoint (official or ours,
+    both keep it under ``clipmodel.``)."""
     sd = load_state_dict_file(path)
     name = Path(path).name
-    if any(k.startswith("clipmodel.") for k in sd):          # official VadCLIP checkpoint
+    if any(k.startswith("clipmodel.") for k in sd):
         sd = _strip_prefix(sd, "clipmodel.")
-    elif any(k.startswith("clip.") for k in sd):             # one of our checkpoints
-        raise ClipError(f"{name}: this is a vadclip checkpoint; load it with vadclip.load_checkpoint")
     if is_openai_state_dict(sd):
         return clip_from_openai_state_dict(sd)
     raise ClipError(f"{name}: not a CLIP checkpoint (no OpenAI-format visual/text tensors found)")

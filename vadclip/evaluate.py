@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data, metrics
+from . import formats, metrics
 from .config import get_preset
 from .constants import RANDOM_WEIGHTS_WARNING
 from .inference import chunk_features
@@ -71,11 +71,11 @@ class EvalResult:
         return d
 
 
-def _one_entry_per_video(entries: list[data.FeatureListEntry]) -> list[data.FeatureListEntry]:
+def _one_entry_per_video(entries: list[formats.FeatureListEntry]) -> list[formats.FeatureListEntry]:
     """One feature file per video: test lists have one row per video (XD's official list uses
     `__0`, UCF's `__5`); a list with all crops is reduced to crop 0 (the centre crop in ours)."""
     chosen = []
-    for group in data.group_by_video(entries).values():
+    for group in formats.group_by_video(entries).values():
         centre = [e for e in group if e.crop in (0, None)]
         chosen.append(centre[0] if centre else sorted(group, key=lambda e: e.crop)[0])
     return chosen
@@ -87,43 +87,43 @@ def load_eval_set(test_list: str | Path, annotations: str | Path | list, preset:
 
     `annotations` is one file or a list of files in the official formats (for XD,
     ``annotations_multiclasses.txt`` gives both the frame ground truth and the detection mAP;
-    ``annotations.txt`` alone gives no mAP). Raises `data.DataError` listing every problem.
+    ``annotations.txt`` alone gives no mAP). Raises `formats.DataError` listing every problem.
     """
     get_preset(preset)
-    entries = _one_entry_per_video(data.read_feature_list(test_list, root=root, preset=preset))
+    entries = _one_entry_per_video(formats.read_feature_list(test_list, root=root, preset=preset))
     files = annotations if isinstance(annotations, (list, tuple)) else [annotations]
     # The official frame ground truth of XD comes from annotations.txt and its detection ground
     # truth from annotations_multiclasses.txt; the two differ slightly, so each is taken from its
     # own file when both are given.
-    frame_ann: dict[str, list[data.Segment]] = {}
-    labelled_ann: dict[str, list[data.Segment]] = {}
+    frame_ann: dict[str, list[formats.Segment]] = {}
+    labelled_ann: dict[str, list[formats.Segment]] = {}
     for f in files:
         with open(f, encoding="utf-8", errors="replace") as fh:
-            fmt = data.detect_annotation_format(fh)
-        parsed = data.read_annotations(f, preset=preset)
+            fmt = formats.detect_annotation_format(fh)
+        parsed = formats.read_annotations(f, preset=preset)
         if fmt == "xd_binary":
             frame_ann.update(parsed)
         else:
             labelled_ann.update(parsed)
     frame_ann = {**labelled_ann, **frame_ann}
     det_ann = {**frame_ann, **labelled_ann}
-    data.validate_features(entries, dim=dim, annotations=frame_ann)
-    features = [data.load_features(e.path) for e in entries]
+    formats.check_feature_files(entries, dim=dim, annotations=frame_ann)
+    features = [formats.load_features(e.path) for e in entries]
     n = [len(f) for f in features]
-    frame_gt = data.frame_ground_truth(entries, frame_ann, n)
+    frame_gt = formats.frame_ground_truth(entries, frame_ann, n)
     warnings = []
     try:
-        det_segments, det_labels = data.detection_ground_truth(entries, det_ann, n)
-    except data.DataError as e:
+        det_segments, det_labels = formats.detection_ground_truth(entries, det_ann, n)
+    except formats.DataError as e:
         det_segments = det_labels = None
         warnings.append("detection mAP not computed: " + e.summary +
                         (" (XD needs annotations_multiclasses.txt)" if preset == "xd" else ""))
     return EvalSet(
         preset=preset, names=[e.name for e in entries], labels=[e.label for e in entries],
         features=features, frame_gt=frame_gt,
-        abnormal_video=np.array([not data.is_normal_label(e.label) for e in entries]),
+        abnormal_video=np.array([not formats.is_normal_label(e.label) for e in entries]),
         det_segments=det_segments, det_labels=det_labels,
-        det_classlist=data.detection_classlist(preset), warnings=warnings,
+        det_classlist=formats.detection_classlist(preset), warnings=warnings,
     )
 
 
@@ -166,7 +166,7 @@ def evaluate(model: VadCLIP, eval_set: EvalSet, class_names: list[str] | None = 
     coarse_c, coarse_a, fine = score_eval_set(model, eval_set, class_names)
     frames = metrics.snippets_to_frames
     gt = eval_set.frame_gt
-    abnormal_frames = np.repeat(eval_set.abnormal_video, np.array(eval_set.n_snippets) * data.SNIPPET_FRAMES)
+    abnormal_frames = np.repeat(eval_set.abnormal_video, np.array(eval_set.n_snippets) * formats.SNIPPET_FRAMES)
     result = {}
     for branch, scores in (("c", coarse_c), ("a", coarse_a)):
         s = frames(np.concatenate(scores))

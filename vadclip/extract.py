@@ -46,7 +46,7 @@ from torch import nn
 from .errors import UserError
 from .clip_backbone import DEFAULT_CLIP, ClipInfo, load_clip
 from .config import get_preset
-from .data import xd_label_from_name
+from .formats import xd_label_from_name
 from .features import (ExtractSettings, FeatureCache, backbone_id,
                        cached_video_features)
 from .utils import atomic_write, resolve_device

@@ -33,7 +33,7 @@ def chunk_features(features: torch.Tensor, length: int) -> tuple[torch.Tensor, t
     return padded.view(n_chunks, length, d), lengths
 
 
-def validate_features(features: np.ndarray, dim: int) -> np.ndarray:
+def check_feature_array(features: np.ndarray, dim: int) -> np.ndarray:
     """Check a [N, D] feature array; return it as float32. Raises ValueError naming the problem."""
     arr = np.asarray(features)
     if arr.ndim != 2 or arr.shape[0] < 1:
@@ -60,7 +60,7 @@ def score_features(model: VadCLIP, features: np.ndarray, class_names: list[str] 
     `model.encode_text`) skips the text encoder when scoring many videos with one vocabulary.
     """
     names = list(class_names) if class_names is not None else list(model.config.class_names)
-    arr = validate_features(features, model.config.visual_width)
+    arr = check_feature_array(features, model.config.visual_width)
     was_training = model.training
     model.eval()
     device = model.frame_position_embeddings.weight.device

@@ -41,10 +41,3 @@ def is_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
         return False
     return True
 
-
-def safe_filename(name: str, default: str = "file", max_length: int = 120) -> str:
-    """A file name made from untrusted text: letters, digits, `-`, `_` and `.` only, no leading
-    dot, at most `max_length` characters (`default` when nothing usable is left)."""
-    kept = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).name)
-    kept = kept.lstrip(".")[:max_length]
-    return kept if kept.strip("_") else default

@@ -19,7 +19,7 @@ A run folder holds:
 - ``run.json`` (the configuration), ``metrics.jsonl`` (every step's losses and every evaluation),
   ``report.json`` (the result, written at the end).
 
-Every input is checked before training starts, all problems reported at once (`data.DataError`).
+Every input is checked before training starts, all problems reported at once (`formats.DataError`).
 A folder that already holds checkpoints is never overwritten unless the run resumes from it.
 """
 from __future__ import annotations
@@ -38,11 +38,11 @@ import torch
 from tqdm import tqdm
 
 from .errors import UserError
-from . import data
+from . import formats
 from .checkpoint import BEST_FILE, LAST_FILE, build_model, load_vadclip_checkpoint, save_checkpoint
 from .factory import load_vadclip_model
 from .config import TrainRecipe, get_preset
-from .datasets import FeatureClips, batch_loader, check_batching, epoch_batches, read_train_entries
+from .batches import FeatureClips, batch_loader, check_batching, epoch_batches, read_train_entries
 from .evaluate import EvalSet, evaluate, load_eval_set
 from .losses import total_loss
 from .model import VadCLIP, VadCLIPOutput
@@ -136,7 +136,7 @@ def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -
     recipe = effective_recipe(config)
     problems: list[str] = []
 
-    def collect(err: data.DataError, where: str) -> None:
+    def collect(err: formats.DataError, where: str) -> None:
         problems.extend(f"{where}: {p}" for p in (err.problems or [err.summary]))
 
     train_set = None
@@ -150,18 +150,18 @@ def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -
             n_before = len(problems)
             for entry in entries:     # labels and files checked separately, so both are reported
                 try:
-                    data.parse_label(entry.label, config.preset)
-                except data.DataError as err:
+                    formats.parse_label(entry.label, config.preset)
+                except formats.DataError as err:
                     problems.append(f"{where}: {entry.path.name}: {err}")
             try:
-                data.validate_features(entries, dim=dim)
-            except data.DataError as err:
+                formats.check_feature_files(entries, dim=dim)
+            except formats.DataError as err:
                 collect(err, where)
             if len(problems) == n_before:
                 train_set = FeatureClips(entries, config.preset, visual_length)
                 problems.extend(f"{where}: {p}" for p in check_batching(train_set.is_normal, recipe.batch_size,
                                                                           recipe.balanced))
-        except data.DataError as err:
+        except formats.DataError as err:
             collect(err, where)
     eval_set = None
     if config.test_list:
@@ -171,12 +171,12 @@ def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -
             try:
                 eval_set = load_eval_set(config.test_list, config.annotations, preset=config.preset,
                                          dim=dim, root=config.data_root)
-            except data.DataError as err:
+            except formats.DataError as err:
                 collect(err, f"test list {config.test_list}")
             except OSError as err:
                 problems.append(f"annotations {config.annotations}: {err}")
     if problems:
-        raise data.DataError(f"training input: {len(problems)} problem(s)", problems)
+        raise formats.DataError(f"training input: {len(problems)} problem(s)", problems)
     return train_set, eval_set
 
 

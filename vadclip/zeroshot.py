@@ -25,7 +25,7 @@ from torch import nn
 
 from .errors import VocabularyError
 from .clip_backbone import ClipInfo
-from .inference import FeatureScores, validate_features
+from .inference import FeatureScores, check_feature_array
 from .prompt import CONTEXT_LENGTH, check_token_lengths, validate_class_names
 from .text_cache import TEXT_CACHE_SIZE, TextFeatureCache
 
@@ -62,7 +62,7 @@ def zero_shot_scores(clip_model: nn.Module, clip_info: ClipInfo, tokenizer, feat
 
     `text_features` ([C, D] from `zero_shot_text_features` for these names) skips the text encoder.
     """
-    arr = validate_features(features, clip_info.embed_dim)
+    arr = check_feature_array(features, clip_info.embed_dim)
     names = validate_class_names(class_names)
     text = (zero_shot_text_features(clip_model, tokenizer, names, prompt_template)
             if text_features is None else text_features)                                 # [C, D]

@@ -528,7 +528,7 @@ def _feature_file_problem(path: Path, dim: int) -> str | None:
     return None
 
 
-def validate_features(entries: Sequence[FeatureListEntry], dim: int = 512,
+def check_feature_files(entries: Sequence[FeatureListEntry], dim: int = 512,
                       annotations: Mapping[str, Sequence[Segment]] | None = None) -> None:
     """Check every feature file and, with `annotations`, that every abnormal video is annotated.
 

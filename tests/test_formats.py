@@ -1,4 +1,4 @@
-"""Tests of vadclip.data: the official feature-list, label and annotation formats."""
+"""Tests of vadclip.formats: the official feature-list, label and annotation formats."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vadclip.config import get_preset
-from vadclip.data import (
+from vadclip.formats import (
     DataError,
     FeatureListEntry,
     Segment,
@@ -30,7 +30,7 @@ from vadclip.data import (
     read_feature_list,
     scan_feature_folder,
     split_feature_file_name,
-    validate_features,
+    check_feature_files,
     xd_label_from_name,
 )
 
@@ -89,7 +89,7 @@ def test_synth_lists_parse(synth):
             assert (vector[0] == 1) == is_normal_label(entry.label)
             if preset == "xd":     # the official names carry the label
                 assert xd_label_from_name(entry.name) == entry.label
-        validate_features(entries)
+        check_feature_files(entries)
 
 
 @needs_synth
@@ -110,7 +110,7 @@ def test_synth_annotations_match_names(synth):
                 assert [(s.start_frame, s.end_frame) for s in annotations[entry.name]] == want
             elif preset == "ucf":
                 assert annotations[entry.name] == []
-        validate_features(entries, annotations=annotations)
+        check_feature_files(entries, annotations=annotations)
 
 
 @needs_synth
@@ -410,7 +410,7 @@ def test_bad_annotation_lines(tmp_path):
 
 # --------------------------------------------------------------------------- bad feature files
 
-def test_validate_features_lists_every_problem(tmp_path):
+def test_check_feature_files_lists_every_problem(tmp_path):
     folder = tmp_path / "f"
     good = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
     nan = good.copy()
@@ -434,10 +434,10 @@ def test_validate_features_lists_every_problem(tmp_path):
     entries = read_feature_list(csv_path, preset="xd")
     annotations = {"abnormal_ok_label_B1-0-0": [Segment(0, 16, "B1")], "no_segments_label_B2-0-0": []}
 
-    validate_features([e for e in entries if e.name in ("good_label_A", "abnormal_ok_label_B1-0-0")],
+    check_feature_files([e for e in entries if e.name in ("good_label_A", "abnormal_ok_label_B1-0-0")],
                       dim=8, annotations=annotations)
     with pytest.raises(DataError) as err:
-        validate_features(entries, dim=8, annotations=annotations)
+        check_feature_files(entries, dim=8, annotations=annotations)
     message = str(err.value)
     expected = {
         "wrong_dim_label_A crop 0: feature size 7, expected 8",
@@ -456,7 +456,7 @@ def test_validate_features_lists_every_problem(tmp_path):
     assert f"{len(expected)} problem(s)" in message
     assert "good_label_A" not in message and "abnormal_ok" not in message
     with pytest.raises(DataError, match="no feature files"):
-        validate_features([])
+        check_feature_files([])
 
 
 def test_load_features(tmp_path):
@@ -475,11 +475,11 @@ def test_load_features(tmp_path):
         load_features(tmp_path / "arch.npz")
 
 
-def test_validate_features_is_fast(tmp_path):
+def test_check_feature_files_is_fast(tmp_path):
     entries = []
     for i in range(300):
         path = save(tmp_path / f"v{i}.npy", np.ones((200, 512), np.float32))
         entries.append(FeatureListEntry(path=path, label="A", name=f"v{i}", crop=None))
     start = time.perf_counter()
-    validate_features(entries)
+    check_feature_files(entries)
     assert time.perf_counter() - start < 5.0

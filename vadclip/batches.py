@@ -1,6 +1,6 @@
-"""Training data: cached snippet features as fixed-length clips, and the official batch order.
+"""Training batches: cached snippet features as fixed-length clips, and the official batch order.
 
-A training set is a list of feature files (`data.FeatureListEntry`), read from an official
+A training set is a list of feature files (`formats.FeatureListEntry`), read from an official
 ``path,label`` CSV or a class-folder layout. Ten-crop files are separate rows, as in the official
 lists. Each file becomes one clip of T snippets (spec "Training clip"):
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from . import data
+from . import formats
 from .config import get_preset
 
 
@@ -57,36 +57,36 @@ def resample_features(features: np.ndarray, length: int) -> tuple[np.ndarray, in
 
 
 def read_train_entries(source: str | os.PathLike, preset: str, root: str | os.PathLike | None = None,
-                       check_labels: bool = True) -> list[data.FeatureListEntry]:
+                       check_labels: bool = True) -> list[formats.FeatureListEntry]:
     """Entries of a training set: an official ``path,label`` CSV, or a class-folder layout.
 
     With `root`, every file must resolve inside it. CSV labels are checked against the preset
-    unless `check_labels` is False. Raises `data.DataError` listing every problem.
+    unless `check_labels` is False. Raises `formats.DataError` listing every problem.
     """
     source = Path(source)
     if source.is_dir():
         if root is not None and not source.resolve().is_relative_to(Path(root).resolve()):
-            raise data.DataError(f"feature folder {source}: outside the data root {root}")
-        return data.scan_feature_folder(source, preset)
-    return data.read_feature_list(source, root=root, preset=preset if check_labels else None)
+            raise formats.DataError(f"feature folder {source}: outside the data root {root}")
+        return formats.scan_feature_folder(source, preset)
+    return formats.read_feature_list(source, root=root, preset=preset if check_labels else None)
 
 
 class FeatureClips(Dataset):
     """One training clip per feature file: (features [T, D], multi-hot [C], length)."""
 
-    def __init__(self, entries: Sequence[data.FeatureListEntry], preset: str, visual_length: int = 256):
+    def __init__(self, entries: Sequence[formats.FeatureListEntry], preset: str, visual_length: int = 256):
         names = get_preset(preset).model.class_names
         self.entries = list(entries)
         self.visual_length = visual_length
-        self.targets = np.stack([data.multi_hot(data.parse_label(e.label, preset), names)
+        self.targets = np.stack([formats.multi_hot(formats.parse_label(e.label, preset), names)
                                  for e in self.entries]) if self.entries else np.zeros((0, len(names)), np.float32)
-        self.is_normal = np.array([data.is_normal_label(e.label) for e in self.entries], dtype=bool)
+        self.is_normal = np.array([formats.is_normal_label(e.label) for e in self.entries], dtype=bool)
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        clip, length = resample_features(data.load_features(self.entries[index].path), self.visual_length)
+        clip, length = resample_features(formats.load_features(self.entries[index].path), self.visual_length)
         return torch.from_numpy(clip), torch.from_numpy(self.targets[index]), length
 
 

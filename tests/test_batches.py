@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from vadclip import data
-from vadclip.datasets import (FeatureClips, batch_loader, check_batching, epoch_batches, read_train_entries,
+from vadclip import formats
+from vadclip.batches import (FeatureClips, batch_loader, check_batching, epoch_batches, read_train_entries,
                               resample_features, uniform_extract)
 
 
@@ -104,8 +104,8 @@ def test_clips_from_an_official_list_with_crops_and_multi_labels(tmp_path, monke
     assert clips.is_normal.tolist() == [False, False, True, False]
 
     reads = []
-    load = data.load_features
-    monkeypatch.setattr(data, "load_features", lambda path: reads.append(path) or load(path))
+    load = formats.load_features
+    monkeypatch.setattr(formats, "load_features", lambda path: reads.append(path) or load(path))
     batches = epoch_batches(clips.is_normal, 3, balanced=False, seed=0, epoch=0)
     seen = list(batch_loader(clips, batches, num_workers=0))
     assert len(reads) == 4 and len(set(reads)) == 4                             # each file read once per epoch
@@ -123,7 +123,7 @@ def test_folder_layout_and_data_root(tmp_path):
     assert sorted(e.label for e in entries) == ["Abuse", "Normal", "RoadAccidents"]
     clips = FeatureClips(entries, "ucf")
     assert clips.is_normal.sum() == 1
-    with pytest.raises(data.DataError, match="outside the data root"):
+    with pytest.raises(formats.DataError, match="outside the data root"):
         read_train_entries(tmp_path / "feats", "ucf", root=tmp_path / "elsewhere")
 
 
@@ -131,6 +131,6 @@ def test_list_paths_escaping_the_data_root_are_refused(tmp_path):
     (tmp_path / "root").mkdir()
     np.save(tmp_path / "outside.npy", np.zeros((3, 512), np.float32))
     (tmp_path / "root" / "train.csv").write_text("path,label\n../outside.npy,A\n")
-    with pytest.raises(data.DataError, match=r"'\.\.' is refused"):
+    with pytest.raises(formats.DataError, match=r"'\.\.' is refused"):
         read_train_entries(tmp_path / "root" / "train.csv", "xd", root=tmp_path / "root")
 
