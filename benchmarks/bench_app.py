@@ -3,7 +3,7 @@
     python benchmarks/bench_app.py [--model vadclip|zeroshot] [--samples 4 1] [--work-dir DIR]
 
 Synthesises a 60-second 854x480 25 fps H.264 video (kept in --work-dir for re-runs), then runs
-the app's own handlers (app/handlers.py) the way the Analyse tab does, with a ViT-B-16 CLIP with
+the app's own handlers (app/handlers/) the way the Analyse tab does, with a ViT-B-16 CLIP with
 RANDOM weights (no download possible here; the timing is the same as with real weights):
 
 - `--model vadclip`: a VadCLIP (xd preset) on the random CLIP, saved as our checkpoint in the
@@ -122,7 +122,7 @@ def main() -> None:
     params = DetectionParams()
 
     loaded, t_load = timed(lambda: ctx.registry.get(key, "auto", ctx.device))
-    print(f"model: {loaded.description}; loaded in {t_load:.1f} s (once per app)")
+    print(f"model: {loaded.detector.description}; loaded in {t_load:.1f} s (once per app)")
     print()
     print(f"{'frames/snippet':>14} {'images':>7} {'analyse s':>10} {'plot s':>7} {'upload->plot s':>15} "
           f"{'images/s':>9}")
@@ -145,7 +145,8 @@ def main() -> None:
         new, t = timed(lambda: h.rescore(ctx, session, *h.vocabulary_boxes(names), key, "auto", params))
         _, t_fig = timed(lambda: render(new))
         rescore.append(t + t_fig)
-        p = DetectionParams(threshold=0.3 + 0.1 * i, branch="a" if i % 2 else "c")
+        branches = session.scores.branches                          # zero-shot has one curve
+        p = DetectionParams(threshold=0.3 + 0.1 * i, branch=branches[i % len(branches)])
         new, t = timed(lambda: h.rescore(ctx, session, *h.vocabulary_boxes(xd), key, "auto", p))
         _, t_fig = timed(lambda: render(new))
         redetect.append(t + t_fig)
@@ -159,7 +160,7 @@ def main() -> None:
     print(f"re-detect, new threshold/branch + plot:      median {statistics.median(redetect):.3f} s "
           f"(min {min(redetect):.3f}, max {max(redetect):.3f})")
     print(f"same video from a new tab (feature cache hit): {t_cached + timed(lambda: render(cached))[1]:.2f} s")
-    if loaded.clip_info.random_weights:
+    if loaded.detector.random_weights:
         print("note: RANDOM CLIP WEIGHTS (timing only; the scores are meaningless)")
     ctx.close()
 

@@ -174,7 +174,7 @@ def rescore(ctx: AppContext, session: Session, normal: str, anomalies: str, mode
     if not _same_clip(detector, ctx.registry.get(*session.model_key, ctx.device).detector):
         raise UserError("this model runs on another CLIP than the analysed features: press Analyse")
     kept = replace(session.features, cache_hit=True)       # the session's copy: nothing decoded
-    scores = score_video_features(kept, detector, detector.vocabulary(names), params)
+    scores = score_video_features(kept, detector, names, params)
     return _publish(ctx, replace(session, model_key=(model_key, preset)), scores)
 
 
