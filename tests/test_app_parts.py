@@ -168,8 +168,9 @@ def test_public_api_is_the_documented_set(tmp_path, official_dir):
     public = set(demo.get_api_info()["named_endpoints"])
     demo.vadclip_context.close()
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    api_line = readme[readme.index("The\n`gradio_client` API:"):][:400]
-    documented = set(re.findall(r"`(/[a-z_]+)", api_line))
+    api_line = re.search(r"`gradio_client`\s+API:(.{0,400}?)\n\n", readme, re.S)
+    assert api_line, "README: the app section lists the `gradio_client` API"
+    documented = set(re.findall(r"`(/[a-z_]+)", api_line.group(1)))
     assert public == documented == {"/analyse", "/rescore", "/decide_segment", "/start_training"}
 
 

@@ -8,11 +8,11 @@ shows as it is; anything else is a bug.
 
 Every handler is importable from here: `from app import handlers as h; h.analyse(...)`.
 """
-from .analysis import (DEFAULT_SAMPLES_PER_SNIPPET, MODEL_DEFAULT_BRANCH, SAMPLES_PER_SNIPPET_CHOICES, SEGMENT_COLUMNS, analyse,
-                      auto_rescore, check_video_upload, decide_segment, decide_selected, default_model,
-                      detection_params, model_choices, parse_vocabulary, preset_vocabulary, rescore,
-                      segment_preview, segment_rows, select_segment, summary_markdown, upload_model,
-                      vocabulary_boxes)
+from .analysis import (DEFAULT_SAMPLES_PER_SNIPPET, MODEL_DEFAULT_BRANCH, SAMPLES_PER_SNIPPET_CHOICES,
+                       SEGMENT_COLUMNS, analyse, auto_rescore, check_video_upload, decide_segment,
+                       decide_selected, default_model, detection_params, model_choices, parse_vocabulary,
+                       preset_vocabulary, rescore, segment_preview, segment_rows, select_segment,
+                       summary_markdown, upload_model, vocabulary_boxes)
 from .context import AppContext, SessionJobs, load_vocabularies
 from .review import (EXPORT_FORMATS, REVIEW_ACTIONS, REVIEW_COLUMNS, REVIEW_FILTERS, decide, export_reviews,
                      item_markdown, review_item, review_records, review_rows)
@@ -22,9 +22,9 @@ from .train import (TrainingFiles, TrainingView, cancel_training, default_preset
 
 __all__ = [
     "AppContext", "SessionJobs", "load_vocabularies",
-    # analyse
-    "SAMPLES_PER_SNIPPET_CHOICES", "MODEL_DEFAULT_BRANCH", "DEFAULT_SAMPLES_PER_SNIPPET", "SEGMENT_COLUMNS", "parse_vocabulary",
-    "vocabulary_boxes", "preset_vocabulary", "detection_params", "model_choices", "default_model",
+    # analysis
+    "SAMPLES_PER_SNIPPET_CHOICES", "DEFAULT_SAMPLES_PER_SNIPPET", "MODEL_DEFAULT_BRANCH", "SEGMENT_COLUMNS",
+    "parse_vocabulary", "vocabulary_boxes", "preset_vocabulary", "detection_params", "model_choices", "default_model",
     "upload_model", "check_video_upload", "analyse", "rescore", "auto_rescore", "summary_markdown",
     "segment_rows", "segment_preview", "select_segment", "decide_selected", "decide_segment",
     # review
