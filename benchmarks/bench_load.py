@@ -1,6 +1,6 @@
 """Load benchmark: N simulated users x R requests against `python app.py` over HTTP.
 
-The scenario of tests/test_load.py (analyse a tiny video of one's own through `/analyse`, then
+The scenario of load_scenario.py, also run by tests/test_load.py (analyse a tiny video of one's own through `/analyse`, then
 decide its first segment through `/decide_segment`), with more users and requests if asked.
 Prints requests/s and latency percentiles, and checks every result and the review database.
 
@@ -14,10 +14,11 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from test_load import (AppServer, check_outcome, direct_model, expected_all, expected_decisions,  # noqa: E402
-                       latency_summary, make_videos, plan_requests, run_load, stored_decisions)
+from app_server import AppServer  # noqa: E402
+from load_scenario import (check_outcome, direct_model, expected_all, expected_decisions,  # noqa: E402
+                           latency_summary, make_videos, plan_requests, run_load, stored_decisions)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Memory soak: N consecutive analyses in one process through the app's handlers.
 
-The scenario of tests/test_reliability.py (3 tiny videos and 3 vocabularies alternating, feature
+The scenario of soak_scenario.py, also run by tests/test_reliability.py (3 tiny videos and 3 vocabularies alternating, feature
 cache capped at 0 MB so every analysis decodes and encodes, a preview clip and an export every
 10th, session temp folders removed), run longer. Prints RSS after the warm-up, every 10
 analyses, and the growth against the stated bound.
@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from test_reliability import rss_mib, soak, soak_setup  # noqa: E402
+from soak_scenario import rss_mib, soak, soak_setup  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,7 @@ import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-SHARED = Path(os.environ.get("VADCLIP_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-OFFICIAL = SHARED / "fixtures" / "official"
+from shared_paths import OFFICIAL, SHARED  # noqa: E402  (benchmarks/ is on pytest's pythonpath)
 
 
 def require_official() -> Path:

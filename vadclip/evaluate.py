@@ -7,7 +7,6 @@ together, and computes frame AUC / AP / AnoAUC for both branches and the detecti
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 

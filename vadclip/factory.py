@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 
 from .checkpoint import (CHECKPOINT_FILES, get_tokenizer, load_official_checkpoint, load_vadclip_checkpoint,
-                         read_checkpoint_header, resolve_checkpoint_path)
+                         resolve_checkpoint_path)
 from .clip_backbone import DEFAULT_CLIP, load_clip
 from .config import PRESETS, get_preset
 from .detectors import Detector, VadCLIPDetector, ZeroShotDetector

@@ -57,7 +57,7 @@ from .video import (SNIPPET_FRAMES, Backend, VideoInfo, content_hash as file_con
                     prefetch, probe, snippet_frame_indices)
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-SAMPLES_PER_SNIPPET = (16, 8, 4, 2, 1)
+SAMPLES_PER_SNIPPET = (SNIPPET_FRAMES, 8, 4, 2, 1)   # SNIPPET_FRAMES: every frame, as official
 DECODE_BYTES = 24 << 20          # most bytes of decoded RGB frames in one decode batch
 CACHE_FORMAT = "vadclip-features-v1"
 STALE_TEMP_S = 3600.0            # a cache write's temp file this old belongs to a dead process
@@ -69,7 +69,7 @@ ProgressFn = Callable[[int, int], None]
 class ExtractSettings:
     """How features are extracted; `samples_per_snippet` and `ten_crop` change the features."""
 
-    samples_per_snippet: int = 16   # frames encoded per 16-frame snippet: 16, 8, 4, 2 or 1
+    samples_per_snippet: int = SNIPPET_FRAMES   # frames encoded per 16-frame snippet: 16, 8, 4, 2 or 1
     ten_crop: bool = False          # [10, N, D]: centre, 4 corners and their flips; 0 = centre
     batch_size: int = 64            # images per CLIP encode batch (ten-crop: batch_size // 10 frames)
     precision: str = "auto"         # "auto" (fp16 autocast on CUDA, fp32 on CPU), "fp32", "fp16", "bf16"

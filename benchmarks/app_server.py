@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import OFFICIAL
+from shared_paths import OFFICIAL
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT = "official_xd.pth"
