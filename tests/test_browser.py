@@ -1,6 +1,6 @@
 """The app in a real browser: Playwright (from PyPI) driving Debian's chromium.
 
-One app server (tests/app_server.AppServer: `python app.py` on a free port) with temporary data
+One app server (benchmarks/app_server.AppServer: `python app.py` on a free port) with temporary data
 and models folders, the fixture checkpoint and a random-weight ViT-B-16 for zero-shot; the tests run in order on it like a moderator would: analyse
 an example, preview and confirm a segment, reload and find the decision kept, export CSV, then
 bad inputs. Screenshots go to $VADCLIP_TEST_ARTIFACTS (default test-artifacts/browser/).

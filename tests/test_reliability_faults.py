@@ -1,6 +1,6 @@
 """Faults: SIGKILL of the app mid-analysis and mid-training, and out-of-memory while encoding.
 
-The app (`python app.py`, tests/app_server.AppServer) is killed with SIGKILL, which gives it no
+The app (`python app.py`, benchmarks/app_server.AppServer) is killed with SIGKILL, which gives it no
 chance to clean up, while it encodes a longer video and again while it trains; after each kill
 it restarts on the same folders. Checks: every decision saved before the kill is still there,
 every feature-cache entry loads, every checkpoint loads (or is absent, never corrupt), and the
