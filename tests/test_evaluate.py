@@ -114,3 +114,14 @@ def test_scoring_all_videos_batched_equals_one_by_one(official_model, xd_bench):
         s = vadclip.score_features(official_model, feats)
         np.testing.assert_allclose(cc, s.coarse_c, atol=1e-5)
         np.testing.assert_allclose(ff, s.fine, atol=1e-5)
+
+
+def test_a_test_list_without_abnormal_frames_is_refused(xd_bench, tmp_path):
+    """Frame AUC/AP are undefined on normal videos alone: a clear DataError, not a crash later."""
+    rows = (xd_bench / "xd_test.csv").read_text().splitlines()
+    normal = [r for r in rows[1:] if r.rsplit(",", 1)[1] == "A"]
+    assert normal
+    only_normal = tmp_path / "normal.csv"
+    only_normal.write_text("\n".join([rows[0], *[f"{xd_bench / r.split(',')[0]},A" for r in normal]]) + "\n")
+    with pytest.raises(formats.DataError, match="every frame is normal"):
+        load_eval_set(only_normal, xd_bench / "annotations.txt", preset="xd")

@@ -11,8 +11,7 @@ from .inference import FeatureScores, score_features
 from .model import VadCLIP, VadCLIPOutput
 from .results import DetectionParams, VideoScores
 from .train import TrainConfig, TrainResult, train
-from .scoring import (FeatureScorer, VideoFeatureResult, redetect, score_video, score_video_features,
-                      video_features)
+from .scoring import VideoFeatureResult, redetect, score_video, score_video_features, video_features
 from .segments import detect_segments
 from . import losses, metrics
 
@@ -25,6 +24,6 @@ __all__ = [
     "CheckpointKind", "LoadedModel", "load_model", "load_vadclip_model", "register_checkpoint_kind",
     "FeatureScores", "score_features", "VadCLIP", "VadCLIPOutput", "DetectionParams", "VideoScores",
     "TrainConfig", "TrainResult", "train",
-    "FeatureScorer", "VideoFeatureResult", "redetect", "score_video", "score_video_features",
+    "VideoFeatureResult", "redetect", "score_video", "score_video_features",
     "video_features", "detect_segments", "losses", "metrics",
 ]

@@ -189,11 +189,3 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     model.checkpoint_metadata = header["metadata"]
     return model
 
-
-def load_model(path: str | os.PathLike, preset: str = "xd", device: str | torch.device = "cpu") -> VadCLIP:
-    """Deprecated (use `vadclip.load_model`, or `vadclip.factory.load_vadclip_model` for the bare
-    model): any VadCLIP checkpoint, ours (file or run folder) or official (`.pth`, needs `preset`)."""
-    p = Path(path)
-    if p.is_dir() or p.suffix == ".safetensors":
-        return load_checkpoint(p, device=device)
-    return load_official_checkpoint(p, preset=preset, device=device)

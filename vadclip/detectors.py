@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-import torch
 from torch import nn
 
 from .clip_backbone import ClipInfo
@@ -162,7 +161,6 @@ class ZeroShotDetector:
         zero_shot_prompts(self.tokenizer, names, self.prompt_template)   # prompt length check
         return names
 
-    @torch.no_grad()
     def score(self, features: np.ndarray, class_names: list[str]) -> DetectorScores:
         s = self._scorer(features, list(class_names))
         return DetectorScores(curves={"a": s.coarse_a}, class_probs=s.fine, class_names=s.class_names,

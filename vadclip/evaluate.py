@@ -110,6 +110,10 @@ def load_eval_set(test_list: str | Path, annotations: str | Path | list, preset:
     features = [formats.load_features(e.path) for e in entries]
     n = [len(f) for f in features]
     frame_gt = formats.frame_ground_truth(entries, frame_ann, n)
+    if frame_gt.min() == frame_gt.max():
+        kind = "abnormal" if frame_gt[0] else "normal"
+        raise formats.DataError(f"test list {test_list}: every frame is {kind}; frame AUC and AP need "
+                                "both normal and abnormal frames")
     warnings = []
     try:
         det_segments, det_labels = formats.detection_ground_truth(entries, det_ann, n)

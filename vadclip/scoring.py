@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .constants import SNIPPET_FRAMES
-from .detectors import Detector, VadCLIPDetector, ZeroShotDetector, as_detector
+from .detectors import Detector, as_detector
 from .errors import UserError
 from .features import ExtractSettings, FeatureCache, backbone_id, cached_video_features
 from .model import VadCLIP
@@ -220,21 +220,3 @@ def score_video(path: str | Path, model: Detector | VadCLIP, class_names: list[s
                               video_name=video_name)
     return score_video_features(features, detector, names, params, on_progress=on_progress)
 
-
-class FeatureScorer:
-    """Deprecated: the detector classes of `vadclip.detectors`, under their former names.
-
-    Kept for one step while the app moves to `vadclip.load_model`; use `VadCLIPDetector` and
-    `ZeroShotDetector` instead.
-    """
-
-    @staticmethod
-    def from_vadclip(model: VadCLIP) -> VadCLIPDetector:
-        return VadCLIPDetector(model)
-
-    @staticmethod
-    def zero_shot(clip_model: nn.Module, clip_info, tokenizer, prompt_template: str | None = None,
-                  default_class_names: list[str] | None = None) -> ZeroShotDetector:
-        kwargs = {} if prompt_template is None else {"prompt_template": prompt_template}
-        return ZeroShotDetector(clip_model, clip_info, tokenizer, default_class_names=default_class_names,
-                                **kwargs)
