@@ -11,6 +11,7 @@ VadCLIP, the real sizes; CUDA cases only).
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,36 @@ def anomalyclip_reference() -> dict[str, torch.Tensor]:
 def test_anomalyclip_scores_match_cpu_float32(name, device, precision):
     out = gc.run_anomalyclip(*anomalyclip_inputs(), device, precision)
     assert_within_tolerance(gc.compare("anomalyclip", out, anomalyclip_reference(), device, precision))
+
+
+# --------------------------------------------------------------------------- the benchmark script
+
+def check_bench_report(report: dict, sections: tuple[str, ...]) -> None:
+    assert tuple(report["sections"]) == sections
+    for name, result in report["sections"].items():
+        assert result["error"] is None, f"section {name} failed:\n{result['error']}"
+        measured = [r for r in result["rows"] if r["value"] is not None]
+        assert measured, f"section {name} measured nothing: {result['rows']}"
+        assert all(np.isfinite(r["value"]) and r["value"] > 0 for r in measured), result["rows"]
+
+
+def test_gpu_bench_tiny_runs_every_section(tmp_path):
+    """benchmarks/gpu_bench.py --tiny: every section at tiny sizes on the CPU, as on the GPU."""
+    import gpu_bench
+
+    report = gpu_bench.main(["--tiny", "--out", str(tmp_path)])
+    check_bench_report(report, gpu_bench.SECTIONS)
+    saved = json.loads((tmp_path / "gpu_bench.json").read_text())
+    assert saved["sections"].keys() == report["sections"].keys() and saved["tiny"] is True
+    table = (tmp_path / "gpu_bench.txt").read_text()
+    assert all(f"\n{name} " in table for name in gpu_bench.SECTIONS)
+    rows = {r["case"]: r for r in report["sections"]["train"]["rows"]}
+    assert "x the per-video baseline" in rows["ours fp32"]["note"]
+    assert any(r["note"].split("-bound")[0] in ("decode", "encode") for r in report["sections"]["pipeline"]["rows"])
+
+
+def test_gpu_bench_isolated_section_runs_in_its_own_process(tmp_path):
+    import gpu_bench
+
+    report = gpu_bench.main(["--tiny", "--isolate", "--sections", "decode", "--out", str(tmp_path)])
+    check_bench_report(report, ("decode",))
