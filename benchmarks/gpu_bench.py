@@ -463,7 +463,8 @@ def run_isolated(name: str, args: argparse.Namespace, sizes: Sizes, video: Path,
     """One section in a child process, killed after its time box plus 60 s (start-up, last step)."""
     part = work / f"{name}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--sections", name, "--device", args.device,
-           "--video", str(video), "--part", str(part)] + (["--tiny"] if args.tiny else [])
+           "--part", str(part), "--budget", str(sizes.boxes[name] + 10)]
+    cmd += (["--video", str(video)] if video is not None else []) + (["--tiny"] if args.tiny else [])
     started = time.perf_counter()
     try:
         done = subprocess.run(cmd, timeout=sizes.boxes[name] + 60)
@@ -511,6 +512,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {','.join(SECTIONS)}")
     ap.add_argument("--isolate", action="store_true", help="each section in its own process with a hard time limit")
     ap.add_argument("--video", type=Path, help="use this clip instead of synthesising one")
+    ap.add_argument("--budget", type=float, help="seconds for the whole run: later sections get shorter boxes or are skipped")
     ap.add_argument("--part", type=Path, help=argparse.SUPPRESS)               # a child's result file
     ap.add_argument("--compile-probe", type=int, help=argparse.SUPPRESS)       # batch size
     ap.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)
@@ -525,6 +527,7 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [s for s in names if s not in SECTIONS]
     if unknown:
         ap.error(f"unknown section(s) {unknown}; choose from {SECTIONS}")
+    started_all = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gpu_bench_") as tmp:
         work = Path(tmp)
         video = args.video
@@ -533,25 +536,39 @@ def main(argv: list[str] | None = None) -> dict:
             video = write_video(work / "clip.mp4", sizes)
             print(f"synthesised {video.name}: {sizes.video[0]}x{sizes.video[1]} {sizes.video[2]} fps, "
                   f"{sizes.video[3]:g} s, H.264, in {time.perf_counter() - started:.1f} s", flush=True)
-        results = {}
+        report = {"environment": environment(args.device), "tiny": args.tiny, "sections": {}}
         for name in names:
-            print(f"[{name}] running (time box {sizes.boxes[name]} s)", flush=True)
+            box = sizes.boxes[name]
+            if args.budget is not None:       # the whole run's limit: shrink the box, or skip
+                left = args.budget - (time.monotonic() - started_all) - (60 if args.isolate else 10)
+                if left < 15:
+                    report["sections"][name] = {"rows": [], "extra": {}, "seconds": 0.0,
+                                                "error": f"skipped: {args.budget:g} s budget spent"}
+                    continue
+                box = min(box, left)
+            if args.part is None:
+                print(f"[{name}] running (time box {box:.0f} s)", flush=True)
+            section_sizes = replace(sizes, boxes={**sizes.boxes, name: box})
             if args.isolate:
-                results[name] = run_isolated(name, args, sizes, video, work)
+                result = run_isolated(name, args, section_sizes, video, work)
             else:
-                results[name] = run_section(name, args.device, sizes, args.tiny, video)
-        if args.part is not None:
-            args.part.write_text(json.dumps(results[names[0]]))
-            return results
-    report = {"environment": environment(args.device), "tiny": args.tiny, "sections": results}
-    table = format_table(results)
-    print("\n" + "\n".join(f"{k}: {v}" for k, v in report["environment"].items()))
-    print(table, flush=True)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu_bench.json").write_text(json.dumps(report, indent=1))
-        (args.out / "gpu_bench.txt").write_text(table + "\n")
+                result = run_section(name, args.device, section_sizes, args.tiny, video)
+            report["sections"][name] = result
+            if args.part is not None:
+                args.part.write_text(json.dumps(result))
+            elif args.out is not None:                      # after each section: a killed run keeps them
+                write_report(args.out, report)
+    if args.part is None:
+        print("\n" + "\n".join(f"{k}: {v}" for k, v in report["environment"].items()))
+        print(format_table(report["sections"]), flush=True)
     return report
+
+
+def write_report(out: Path, report: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_bench.json").write_text(json.dumps(report, indent=1))
+    (out / "gpu_bench.txt").write_text("\n".join(f"{k}: {v}" for k, v in report["environment"].items())
+                                       + "\n" + format_table(report["sections"]) + "\n")
 
 
 if __name__ == "__main__":

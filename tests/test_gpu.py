@@ -193,3 +193,18 @@ def test_gpu_bench_isolated_section_runs_in_its_own_process(tmp_path):
 
     report = gpu_bench.main(["--tiny", "--isolate", "--sections", "decode", "--out", str(tmp_path)])
     check_bench_report(report, ("decode",))
+
+
+@pytest.mark.slow
+def test_gpu_check_script_tiny(tmp_path):
+    """benchmarks/gpu_check.sh --tiny: the device script's steps on the CPU (the gpu tests skip)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh"), "--tiny", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "failed sections 0" in done.stdout
+    for name in ("pytest_gpu.log", "gpu_bench.log", "gpu_bench.json", "gpu_bench.txt"):
+        assert (tmp_path / name).is_file(), name
+    check_bench_report(json.loads((tmp_path / "gpu_bench.json").read_text()), __import__("gpu_bench").SECTIONS)
