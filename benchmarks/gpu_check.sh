@@ -37,7 +37,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
   echo "gpu_check: installed $(ls .whl/*.whl | wc -l) carried wheels into /tmp/site"
 fi
 if [ -f .whl/shared-fixtures.tar.xz ] && [ -z "${VADCLIP_SHARED:-}" ] && [ ! -d ../shared ]; then
-  mkdir -p /tmp/shared && tar -xJf .whl/shared-fixtures.tar.xz -C /tmp/shared \
+  { [ -d /tmp/shared/fixtures ] || { mkdir -p /tmp/shared && tar -xJf .whl/shared-fixtures.tar.xz -C /tmp/shared; }; } \
     && export VADCLIP_SHARED=/tmp/shared && echo "gpu_check: fixtures unpacked into /tmp/shared"
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv

@@ -115,15 +115,18 @@ def requires(wheel: Path) -> list[Requirement]:
 
 todo = runtime_requirements()
 seen: set[str] = set()
+present: set[str] = set()
 print("carried (the device image lacks them):")
 while todo:
     req = todo.pop(0)
     name = canonicalize_name(req.name)
+    if name in DEVICE_HAS:
+        present.add(name)
     if name in seen or name in DEVICE_HAS:
         continue
     seen.add(name)
     todo += requires(download(req.name))
-print("already on the device:", ", ".join(sorted({canonicalize_name(r.name) for r in runtime_requirements()} & DEVICE_HAS)))
+print("already on the device:", ", ".join(sorted(present)))
 EOF
 
 tree_bytes() {   # what travels besides .whl: tracked and untracked-not-ignored files

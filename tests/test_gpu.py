@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ NO_CUDA = ("no CUDA device (torch.cuda.is_available() is False): the GPU checks 
            "`pytest -m gpu` on a GPU machine, see benchmarks/GPU.md")
 VIDEO = Path(__file__).resolve().parents[1] / "assets" / "calm_street.mp4"   # 320x240, 200 frames
 ANOMALYCLIP = SHARED / "fixtures" / "anomalyclip"
+if HAS_CUDA:   # the GPU cases' CPU float32 references get the machine's cores (conftest keeps CI at 2)
+    torch.set_num_threads(os.cpu_count() or 1)
 
 
 def cases(cuda: tuple[str, ...], cpu: dict[str, tuple[str, ...]]) -> list:
