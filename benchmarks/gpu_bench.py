@@ -69,7 +69,7 @@ class Sizes:
 FULL = Sizes(video=(1920, 1080, 30, 20.0), encode_batches=(64, 128, 256, 512), repeats=5, train_batch=96,
              compile_backend="inductor",
              boxes={"encode": 100, "compile": 120, "decode": 60, "pipeline": 90, "train": 75})
-TINY = Sizes(video=(160, 120, 30, 2.0), encode_batches=(8,), repeats=2, train_batch=8,
+TINY = Sizes(video=(160, 120, 30, 2.0), encode_batches=(8,), repeats=1, train_batch=8,
              compile_backend="eager",
              boxes={"encode": 30, "compile": 60, "decode": 30, "pipeline": 30, "train": 30})
 
@@ -323,7 +323,7 @@ def section_decode(ctx: Context) -> None:
             continue
         try:
             times, frames = [], 0
-            for _ in range(2):
+            for _ in range(min(2, ctx.sizes.repeats)):
                 started = time.perf_counter()
                 frames = run()
                 ctx.sync()
@@ -347,8 +347,9 @@ def section_pipeline(ctx: Context) -> None:
     big = 16 if ctx.tiny else 256
     for s in (16, 2):
         idx = snippet_frame_indices(info.n_frames, 16, s).reshape(-1)
+        timed_runs = range(min(2, ctx.sizes.repeats))                      # best of 2 (1 with --tiny)
         decode_s = min(ctx.timed(lambda: sum(1 for _ in iter_frames(ctx.video, 16, indices=idx, info=info)))
-                       for _ in range(2))
+                       for _ in timed_runs)
         frames = torch.from_numpy(np.concatenate([f for _, f in iter_frames(ctx.video, 64, indices=idx, info=info)]))
         if ctx.device.type == "cuda":
             frames = frames.pin_memory()
@@ -370,11 +371,11 @@ def section_pipeline(ctx: Context) -> None:
                         encode_images(model.clipmodel, x, ctx.device)
 
             encode_only()                                                   # warm-up
-            encode_s = min(ctx.timed(encode_only) for _ in range(2))
+            encode_s = min(ctx.timed(encode_only) for _ in timed_runs)
             run = lambda: score_video(ctx.video, model, settings=settings, device=ctx.device)
             run()                                                           # warm-up (text features, kernels)
             ctx.reset_peak()
-            total_s = min(ctx.timed(run) for _ in range(2))
+            total_s = min(ctx.timed(run) for _ in timed_runs)
             bound = "decode" if decode_s >= encode_s else "encode"
             ctx.row("pipeline", case, info.duration_s / total_s, "x real time", ctx.peak_mib(),
                     f"{bound}-bound: decode alone {info.duration_s / decode_s:.1f}x, transfer+preprocess+encode "
@@ -407,25 +408,23 @@ def section_train(ctx: Context) -> None:
 
     steps = {"ours fp32": ours("fp32"), "ours bf16 autocast": ours("bf16"), "per-video baseline fp32": baseline()}
     times: dict[str, list[float]] = {name: [] for name in steps}
-    peaks: dict[str, float | None] = {}
-    for name, step in steps.items():                                # warm-up, and peak memory
-        ctx.reset_peak()
-        step()
-        ctx.sync()
-        peaks[name] = ctx.peak_mib()
+    peaks: dict[str, float | None] = {name: None for name in steps}
+    if ctx.device.type == "cuda":                                   # warm-up: kernels, allocator, cuBLAS
+        for step in steps.values():
+            step()
     for repeat in range(ctx.sizes.repeats):                         # alternating; at least one pair
         if repeat and ctx.left() < 0:
             break
         for name, step in steps.items():
+            ctx.reset_peak()
             times[name].append(ctx.timed(step))
-    base = statistics.median(times["per-video baseline fp32"]) if times["per-video baseline fp32"] else None
+            peak = ctx.peak_mib()
+            peaks[name] = peak if peaks[name] is None else max(peaks[name], peak)
+    base = statistics.median(times["per-video baseline fp32"])
     for name in steps:
-        if not times[name]:
-            ctx.row("train", name, None, "s/step", peaks[name], "skipped: time box")
-            continue
         t = statistics.median(times[name])
         note = f"batch {ctx.sizes.train_batch}x{T}x512, median of {len(times[name])}"
-        if base is not None and not name.startswith("per-video"):
+        if not name.startswith("per-video"):
             note += f"; {base / t:.2f}x the per-video baseline"
         ctx.row("train", name, t, "s/step", peaks[name], note)
 

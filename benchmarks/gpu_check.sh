@@ -42,6 +42,10 @@ if [ -f .whl/shared-fixtures.tar.xz ] && [ -z "${VADCLIP_SHARED:-}" ] && [ ! -d 
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv
 python3 -c "import torch; print('gpu_check: torch', torch.__version__, 'CUDA', torch.version.cuda, 'available', torch.cuda.is_available())"
+if [ ${#TINY[@]} -eq 0 ] && ! python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+  echo "gpu_check: no CUDA device here; run with --tiny for the CPU version" >&2
+  exit 1
+fi
 
 # 2. tests (-rP: the measured errors of passing comparisons too; without CUDA they all skip)
 timeout $(( $(left) < 180 ? $(left) : 180 )) python3 -m pytest -q -rP -p no:cacheprovider -m gpu tests/test_gpu.py \
