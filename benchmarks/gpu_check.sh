@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prepared GPU check (issue 15), for a CUDA machine, in at most 8 minutes:
 #   1. install the wheels carried in .whl/ (scripts/bundle_wheels.sh made them) into /tmp/site, and
-#      unpack the carried fixtures (../shared does not travel);
+#      unpack the carried fixtures (../shared does not travel); not with --tiny;
 #   2. the GPU-marked tests: CUDA outputs against CPU float32 (tests/test_gpu.py, `-m gpu`);
 #   3. benchmarks/gpu_bench.py: one table (encode, torch.compile, decode, pipeline, train).
 #
@@ -30,21 +30,23 @@ export PYTHONUNBUFFERED=1
 started=$SECONDS
 left() { echo $((LIMIT_S - (SECONDS - started))); }
 
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || { echo "gpu_check: installing the carried wheels failed" >&2; exit 1; }
-  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-  echo "gpu_check: installed $(ls .whl/*.whl | wc -l) carried wheels into /tmp/site"
-fi
-if [ -f .whl/shared-fixtures.tar.xz ] && [ -z "${VADCLIP_SHARED:-}" ] && [ ! -d ../shared ]; then
-  { [ -d /tmp/shared/fixtures ] || { mkdir -p /tmp/shared && tar -xJf .whl/shared-fixtures.tar.xz -C /tmp/shared; }; } \
-    && export VADCLIP_SHARED=/tmp/shared && echo "gpu_check: fixtures unpacked into /tmp/shared"
-fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv
 python3 -c "import torch; print('gpu_check: torch', torch.__version__, 'CUDA', torch.version.cuda, 'available', torch.cuda.is_available())"
 if [ ${#TINY[@]} -eq 0 ] && ! python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
   echo "gpu_check: no CUDA device here; run with --tiny for the CPU version" >&2
   exit 1
+fi
+
+# 1. what travelled with the tree
+if [ ${#TINY[@]} -eq 0 ] && compgen -G ".whl/*.whl" >/dev/null; then      # --tiny: this environment as it is
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { echo "gpu_check: installing the carried wheels failed" >&2; exit 1; }
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  echo "gpu_check: installed $(ls .whl/*.whl | wc -l) carried wheels into /tmp/site"
+fi
+if [ ${#TINY[@]} -eq 0 ] && [ -f .whl/shared-fixtures.tar.xz ] && [ -z "${VADCLIP_SHARED:-}" ] && [ ! -d ../shared ]; then
+  { [ -d /tmp/shared/fixtures ] || { mkdir -p /tmp/shared && tar -xJf .whl/shared-fixtures.tar.xz -C /tmp/shared; }; } \
+    && export VADCLIP_SHARED=/tmp/shared && echo "gpu_check: fixtures unpacked into /tmp/shared"
 fi
 
 # 2. tests (-rP: the measured errors of passing comparisons too; without CUDA they all skip)
