@@ -21,6 +21,7 @@ EXPORT_COLUMNS = ("video", "content_hash", "start_s", "end_s", "start_frame", "e
                   "label", "confidence", "peak_score", "status", "new_label", "final_label",
                   "note", "reviewer", "decided_at", "model", "random_weights", "history")
 EXPORT_FORMATS = ("csv", "json")
+PRETTY_UP_TO = 500        # larger JSON exports are written compact (the indenting encoder is slow)
 
 
 def export_row(record: ReviewRecord) -> dict:
@@ -73,7 +74,7 @@ def write_json(records: list[ReviewRecord], analysis: VideoScores | None = None,
     if analysis is not None:
         doc["analysis"] = analysis.to_dict()
     path = _export_path(stem, ".json", out_dir)
-    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    path.write_text(json.dumps(doc, indent=2 if len(records) <= PRETTY_UP_TO else None), encoding="utf-8")
     return path
 
 

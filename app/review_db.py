@@ -257,7 +257,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-def _entry(row: ReviewHistory) -> HistoryEntry:
+def _entry(row) -> HistoryEntry:
     return HistoryEntry(id=row.id, item_id=row.item_id, at=_utc(row.at), reviewer=row.reviewer,
                         action=row.action, from_status=row.from_status, to_status=row.to_status,
                         label=row.label, note=row.note or "")
@@ -558,8 +558,8 @@ class ReviewStore:
     @staticmethod
     def _history(db: Session, where) -> dict[int, list[HistoryEntry]]:
         found: dict[int, list[HistoryEntry]] = {}
-        for row in db.scalars(select(ReviewHistory).where(where).order_by(ReviewHistory.item_id,
-                                                                           ReviewHistory.id)):
+        table = ReviewHistory.__table__                  # plain rows: thousands per export
+        for row in db.execute(select(table).where(where).order_by(table.c.item_id, table.c.id)):
             found.setdefault(row.item_id, []).append(_entry(row))
         return found
 
