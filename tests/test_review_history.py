@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from app import export
-from app.review_db import QueueFilter, ReviewStore
+from app.review_db import BulkChanged, QueueFilter, ReviewStore
 from app.reviewers import normalize_reviewer, parse_auth, resolve_reviewer
 
 from test_review_db import scores_of
@@ -159,3 +159,54 @@ def test_parse_auth():
         with pytest.raises(ValueError, match=message) as error:
             parse_auth(bad)
         assert "pw" not in str(error.value) and "1" not in str(error.value)
+
+
+def test_bulk_and_single_decisions_at_once_keep_every_history_consistent(db_url):
+    """Two stores: one runs bulk decisions over the whole queue while the other decides single
+    items; afterwards every item's history is an unbroken chain ending in its status."""
+    bulk_store, single_store = ReviewStore(db_url), ReviewStore(db_url)
+    items = bulk_store.sync_segments(scores_of("v.mp4", [(n, n + 1, "riot", n / 40) for n in range(0, 40, 2)]))
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def bulk() -> None:
+        try:
+            start.wait(timeout=30)
+            for status in ("dismissed", "confirmed", "pending", "dismissed"):
+                for _ in range(200):               # the other store may change the set meanwhile
+                    preview = bulk_store.preview_bulk(QueueFilter(), status)
+                    try:
+                        bulk_store.apply_bulk(QueueFilter(), status, "bulk-mod", preview.count,
+                                              expected_digest=preview.digest)
+                        break
+                    except BulkChanged:
+                        continue
+                else:
+                    raise AssertionError(f"the bulk {status} never found a stable set")
+        except BaseException as error:
+            errors.append(error)
+
+    def singles() -> None:
+        try:
+            start.wait(timeout=30)
+            for n, item in enumerate(items * 2):
+                single_store.decide(item.id, ("confirmed", "relabelled")[n % 2],
+                                    new_label="fire" if n % 2 else None, reviewer="one-mod")
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=bulk), threading.Thread(target=singles)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    for record in single_store.records():
+        chain = record.history
+        assert chain[0].from_status == "pending"
+        assert all(b.from_status == a.to_status for a, b in zip(chain, chain[1:]))
+        assert chain[-1].to_status == record.status and chain[-1].label == record.final_label
+        assert sum(h.reviewer == "one-mod" for h in chain) == 2
+    assert single_store.status_cache_mismatches() == []
+    bulk_store.close()
+    single_store.close()
