@@ -64,6 +64,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow                                   # the child process imports torch (vadclip)
 def test_another_process_sees_decisions(pg_url):
     store = ReviewStore(pg_url)
     items = store.sync_segments(scores_of("cam.mp4", [(0, 4, "fighting", 0.9), (10, 14, "riot", 0.8)]))
