@@ -10,7 +10,8 @@ get a decision from one of 4 reviewers (one history row each). Times, median of 
 
 - page load: the first page (50 items, highest score first) and the last page, each with the
   filtered total (what the queue table shows);
-- filters: status + score range, class (final label), one video, reviewer, by position;
+- filters: status + score range, class (final label), one video, reviewer, by position, and
+  the filter menus' choices (videos, classes, reviewers);
 - bulk: `preview_bulk` + `apply_bulk` of "dismiss everything below 0.2" (about 2,000 items: one
   history row each; timed alternately with its undo, a bulk reset) and "confirm all of one video";
 - export: the whole queue with every history as JSON (no target; shown for scale).
@@ -134,6 +135,9 @@ def main() -> None:
     }
     for name, f in filters.items():
         timed(f"filter: {name}", lambda f=f: store.query(f, limit=50), pages)
+    timed("filter choices (videos, classes, reviewers)",
+          lambda: (store.videos(), store.labels(), store.reviewers()),
+          lambda r: f"{len(r[0])} videos, {len(r[1])} classes, {len(r[2])} reviewers")
     timed("filter: by position, page 10", lambda: store.query(sort="time", descending=False,
                                                               offset=450, limit=50), pages)
 
@@ -163,10 +167,10 @@ def main() -> None:
           lambda p: f"{p.stat().st_size / 1e6:.1f} MB")
     assert store.status_cache_mismatches() == [], "status cache disagrees with the history"
 
-    print(f"\n{'operation':34s} {'median ms':>10s}  {'target':>7s}  result")
+    print(f"\n{'operation':44s} {'median ms':>10s}  {'target':>7s}  result")
     for name, ms, what in rows:
         target = "" if name.startswith("export") else ("ok" if ms < TARGET_MS else "SLOW")
-        print(f"{name:34s} {ms:10.1f}  {target:>7s}  {what}")
+        print(f"{name:44s} {ms:10.1f}  {target:>7s}  {what}")
     if store.backend == "sqlite":
         print("\nquery plans (SQLite):")
         show_plans(store, {"all, by score": QueueFilter(), **filters})
