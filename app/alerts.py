@@ -14,6 +14,7 @@ segment's peak anomaly score; `link` points into the app when its public address
 """
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -137,7 +138,7 @@ def _post(url: str, message: dict, timeout_s: float) -> int:
         if error.code in RETRY_HTTP:
             raise _Retryable(f"HTTP {error.code} {error.reason}") from None
         raise RuntimeError(f"HTTP {error.code} {error.reason} (not retried)") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         reason = getattr(error, "reason", error)
         raise _Retryable(f"{type(reason).__name__}: {reason}") from None
 

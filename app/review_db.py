@@ -326,7 +326,11 @@ class ReviewStore:
             event.listen(self.engine, "begin", _sqlite_begin)
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self.url = parsed.render_as_string(hide_password=True)
-        self._migrate()
+        try:
+            self._migrate()
+        except Exception:
+            self.engine.dispose()
+            raise
 
     # ----------------------------------------------------------------------------- schema
 
