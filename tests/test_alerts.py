@@ -66,7 +66,7 @@ FLAGGED = scores_of("cam1.mp4", [(0, 4, "fighting", 0.95), (10, 14, "riot", 0.5)
 
 
 def alerter(url: str, **settings) -> Alerter:
-    base = dict(webhook_url=url, min_score=0.8, timeout_s=2.0, attempts=3, backoff_s=0.01,
+    base = dict(webhook_url=url, min_score=0.8, timeout_s=5.0, attempts=3, backoff_s=0.01,
                 app_url="https://mod.example/")
     return Alerter(AlertSettings(**(base | settings)))
 
