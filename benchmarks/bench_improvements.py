@@ -93,6 +93,7 @@ def train_pair(preset: str, data: dict, seed: int, work: Path, a: argparse.Names
         with contextlib.redirect_stdout(io.StringIO()):
             result = train(config)
         models[arm] = load_model(result.best_path, device=a.device)
+        models[arm].best_metrics = result.best_metrics      # what training measured, for a cross-check
         init.unlink()
     return models
 
@@ -124,7 +125,12 @@ def run_preset(preset: str, a: argparse.Namespace, tmp: Path) -> dict[str, list[
             models = train_pair(preset, data, train_seed, work, a)
             seed = f"{data_seed}/{train_seed}"
             for arm in (OFFICIAL, PADDING):
-                record(arm, seed, metrics_of_scores(eval_set, eval_scores_with_options([models[arm]], eval_set)))
+                result = metrics_of_scores(eval_set, eval_scores_with_options([models[arm]], eval_set))
+                select = get_preset(preset).train.select_metric
+                if not np.isclose(result.as_dict()[select], models[arm].best_metrics[select], atol=1e-6):
+                    print(f"  WARNING: {arm} {seed}: {select} {result.as_dict()[select]} here, "
+                          f"{models[arm].best_metrics[select]} during training", flush=True)
+                record(arm, seed, result)
             for arm, options in arms.items():
                 record(arm, seed, metrics_of_scores(eval_set, eval_scores_with_options([models[OFFICIAL]], eval_set, options)))
             options = TestTimeOptions(resample="bins", smooth_width=a.smooth_widths[0])
