@@ -95,7 +95,7 @@ def test_summary_of_800_foreign_paths_without_root():
     report = resolve_listed_paths(official_rows(800))
     summary, lines = report.error_parts("test list xd_CLIP_rgbtest.csv")
     assert summary == "test list xd_CLIP_rgbtest.csv: 800 listed files not found (of 800)"
-    assert lines[:10] == [f"row {i + 1}: {AUTHORS}/video{i:04d}_label_A__0.npy: not found" for i in range(10)]
+    assert lines[:10] == [f"entry {i + 1}: {AUTHORS}/video{i:04d}_label_A__0.npy: not found" for i in range(10)]
     assert lines[10] == "... and 790 more"
     assert lines[11].startswith("likely fix: 800 listed files not found; they look like another machine's paths "
                                 f"(folder {AUTHORS} does not exist here): pass --features-root DIR")
@@ -111,8 +111,8 @@ def test_summary_with_root_names_the_root_and_ambiguity(root):
     assert report.paths[0] == root / "test" / "v1__0.npy" and report.paths[1:] == [None, None]
     summary, lines = report.error_parts()
     assert summary == "feature list: 1 listed file not found; 1 listed file ambiguous (of 3)"
-    assert lines[0] == f"row 2: {AUTHORS}/gone__0.npy: not found"
-    assert lines[1].startswith(f"row 3: {AUTHORS}/same__0.npy: 2 files of that name")
+    assert lines[0] == f"entry 2: {AUTHORS}/gone__0.npy: not found"
+    assert lines[1].startswith(f"entry 3: {AUTHORS}/same__0.npy: 2 files of that name")
     fix = lines[2]
     assert f"not even by name under {root}" in fix and "occurs more than once" in fix
 
@@ -155,3 +155,10 @@ def test_large_list_indexes_the_root_once(tmp_path, monkeypatch):
     assert report.problems == []
     assert report.paths[1234] == root / "part2" / "video01234__0.npy"
     assert len(report.root.index) == 5000
+
+
+def test_looks_foreign(tmp_path):
+    assert fr.looks_foreign(f"{AUTHORS}/v__0.npy")
+    assert fr.looks_foreign(r"D:\XD\features\v__0.npy")
+    assert not fr.looks_foreign(str(tmp_path / "v__0.npy"))          # its folder exists here
+    assert not fr.looks_foreign("features/v__0.npy")                 # relative: read from the list's folder

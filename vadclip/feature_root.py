@@ -288,11 +288,12 @@ def resolve_listed_paths(listed: Sequence[str], root: FeatureRoot | str | os.Pat
                          wheres: Sequence[str] | None = None) -> ResolutionReport:
     """Resolve every listed path (see `resolve_listed_path`); the root is indexed at most once.
 
-    `wheres` labels each path in problem lines (e.g. ``"row 12"``); by default "row <i+1>".
+    `wheres` labels each path in problem lines (a CSV reader passes ``"row <line number>"``); by default
+    "entry <i+1>" (the i-th listed path).
     """
     if root is not None and not isinstance(root, FeatureRoot):
         root = FeatureRoot(root)
-    labels = wheres if wheres is not None else [f"row {i + 1}" for i in range(len(listed))]
+    labels = wheres if wheres is not None else [f"entry {i + 1}" for i in range(len(listed))]
     if len(labels) != len(listed):
         raise ValueError(f"{len(listed)} paths but {len(labels)} row labels")
     resolutions = [resolve_listed_path(p, root, base, suffix, w) for p, w in zip(listed, labels)]
