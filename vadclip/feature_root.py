@@ -39,7 +39,7 @@ class Found(str, Enum):
 def listed_parts(text: str) -> tuple[str, ...]:
     """Path components of a listed path written with `/` or `\\` (lists made on Windows)."""
     if "\\" in text and "/" not in text:
-        return tuple(p for p in PureWindowsPath(text).parts if p not in ("\\", "/"))
+        return tuple(p.rstrip("\\") for p in PureWindowsPath(text).parts if p not in ("\\", "/"))
     return tuple(p for p in PurePosixPath(text).parts if p != "/")
 
 
@@ -237,10 +237,8 @@ class ResolutionReport:
 
 def looks_foreign(listed: str) -> bool:
     """An absolute path whose folder does not exist on this machine (another machine's path)."""
-    parts = listed_parts(listed)
-    windows_drive = len(parts) > 0 and len(parts[0]) == 2 and parts[0][1] == ":"
-    if windows_drive and os.name != "nt":
-        return True
+    if os.name != "nt" and PureWindowsPath(listed).drive:
+        return True                                        # C:\... read on a POSIX machine
     path = Path(listed)
     return path.is_absolute() and not path.parent.is_dir()
 
