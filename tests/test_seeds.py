@@ -8,7 +8,11 @@ import re
 import numpy as np
 import pytest
 
-from vadclip.seeds import SUMMARY_FILE, format_seeds_table, parse_seeds, summarise_runs, write_seeds_summary
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from vadclip.seeds import (SUMMARY_FILE, format_seeds_table, parse_seeds, summarise_runs, train_seeds,
+                           write_seeds_summary)
 
 
 @pytest.mark.parametrize("text, seeds", [
@@ -91,3 +95,33 @@ def test_table():
     assert ap == ["ap_a", "75.00", "±", "25.00", "50.00", "100.00", "50.00", "75.00", "100.00"]
     assert lines[4].split()[:7] == ["map_avg", "300.00", "±", "141.42", "200.00", "400.00", "n/a"]
     assert lines[5].split() == ["absent", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"]
+
+
+@dataclass
+class FakeConfig:
+    preset: str = "xd"
+    seed: int | None = None
+    out_dir: str = "runs"
+
+
+def test_train_seeds_runs_each_seed_in_its_folder_and_writes_the_summary(tmp_path):
+    seen = []
+
+    def fake_train(config, on_progress=None):
+        seen.append((config.seed, config.out_dir, on_progress))
+        return SimpleNamespace(best_metrics={"ap_a": 0.5 + 0.25 * config.seed}, cancelled=False,
+                               best_path=f"{config.out_dir}/best.safetensors")
+
+    summary = train_seeds(FakeConfig(out_dir=str(tmp_path)), (0, 1, 2), fake_train, on_progress=print)
+    assert seen == [(s, str(tmp_path / f"seed_{s}"), print) for s in (0, 1, 2)]
+    assert summary["metrics"]["ap_a"] == {"mean": 0.75, "std": 0.25, "min": 0.5, "max": 1.0, "n": 3}
+    assert summary["runs"][2]["out_dir"] == str(tmp_path / "seed_2") and not summary["cancelled"]
+    assert json.loads((tmp_path / SUMMARY_FILE).read_text())["seeds"] == [0, 1, 2]
+
+
+def test_train_seeds_stops_at_a_cancelled_run(tmp_path):
+    def fake_train(config):
+        return SimpleNamespace(best_metrics={"x": 1.0}, cancelled=config.seed == 1)
+
+    summary = train_seeds(FakeConfig(out_dir=str(tmp_path)), (0, 1, 2), fake_train)
+    assert summary["cancelled"] and summary["seeds"] == [0]

@@ -5,6 +5,7 @@
     summary = summarise_runs(reports)
     write_seeds_summary(summary, "runs")               # runs/seeds_summary.json
     print(format_seeds_table(summary))
+    # or all in one: train_seeds(TrainConfig(...), seeds, vadclip.train) -> runs/seed_<s>/, the summary
 
 A run report is any mapping with the run's metrics under ``metrics`` or ``best_metrics`` (the
 latter is what `vadclip train` writes to report.json) and optionally its ``seed``. Every numeric
@@ -14,11 +15,12 @@ summary keeps every run's metrics.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +148,38 @@ def format_seeds_table(summary: Mapping, metrics: Sequence[str] | None = None, s
     lines = ["  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:]))]) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     return f"{summary['n_runs']} run(s)\n" + "\n".join(lines)
+
+
+def seed_run_dir(out_dir: str | os.PathLike, seed: int) -> Path:
+    """Where the run of `seed` goes: ``<out_dir>/seed_<seed>``."""
+    return Path(out_dir) / f"seed_{seed}"
+
+
+def train_seeds(config, seeds: Sequence[int], train_fn: Callable, **train_kwargs) -> dict:
+    """Train `config` once per seed, in sequence, then write ``<out_dir>/seeds_summary.json``.
+
+    `config` is any training config dataclass with ``seed`` and ``out_dir`` fields (VadCLIP's
+    `TrainConfig`, AnomalyCLIP's); run `s` gets ``seed=s`` and ``out_dir=<out_dir>/seed_<s>``.
+    `train_fn(config, **train_kwargs)` returns a result with ``best_metrics`` (and optionally
+    ``cancelled``, ``best_path``); a cancelled run ends the sequence. Returns the summary of the
+    finished runs, with ``"cancelled"`` set when the sequence stopped early.
+    """
+    if not seeds:
+        raise ValueError("no seeds given")
+    reports, cancelled = [], False
+    for seed in seeds:
+        run_config = dataclasses.replace(config, seed=int(seed), out_dir=str(seed_run_dir(config.out_dir, seed)))
+        result = train_fn(run_config, **train_kwargs)
+        if getattr(result, "cancelled", False):
+            cancelled = True
+            break
+        reports.append({"seed": int(seed), "metrics": dict(result.best_metrics or {}),
+                        "out_dir": run_config.out_dir, "best_path": str(getattr(result, "best_path", "") or "")})
+    if not reports:
+        return {"n_runs": 0, "seeds": [], "metrics": {}, "runs": [], "cancelled": cancelled}
+    summary = summarise_runs(reports)
+    for run, report in zip(summary["runs"], reports):
+        run.update(out_dir=report["out_dir"], best_path=report["best_path"])
+    summary["cancelled"] = cancelled
+    write_seeds_summary(summary, config.out_dir)
+    return summary
