@@ -6,8 +6,8 @@
   consecutive chunks of T; each snippet then takes the score of the bin it fell into. `method="linear"`
   interpolates linearly along time instead (both directions). Training saw long videos only
   averaged to T snippets, so this removes a train/test mismatch of the official test code.
-- **checkpoint ensembles** (standard model averaging, e.g. the runs of several seeds): the mean of
-  the members' per-snippet probabilities.
+- **checkpoint ensembles** (DeSC 2026 ensembles two streams; here any checkpoints, e.g. the runs of
+  several seeds): the mean of the members' per-snippet probabilities.
 - **temporal score smoothing** (as in LEC-VAD / PEL4VAD's score post-processing): a centred moving
   average (or Gaussian) of each video's per-snippet scores, renormalised at the video's ends.
 - **padding-aware attention** lives in the model (`ModelConfig.padding_aware_attention`).
@@ -136,7 +136,7 @@ def score_features_resampled(model: VadCLIP, features: np.ndarray, method: str =
 # --------------------------------------------------------------------------- ensembles
 
 def ensemble_scores(members: Sequence[FeatureScores]) -> FeatureScores:
-    """Checkpoint ensemble (model averaging): the mean of the members' per-snippet probabilities.
+    """Checkpoint ensemble (as DeSC 2026 ensembles streams): the mean of the members' per-snippet probabilities.
 
     Means are taken in float64, so k identical members give back the member exactly.
     """
@@ -234,7 +234,10 @@ def score_with_options(models: Sequence[VadCLIP], features: np.ndarray, options:
 @torch.no_grad()
 def score_eval_set_resampled(model: VadCLIP, eval_set: EvalSet, method: str = "bins",
                              resample_short: bool = False) -> EvalScores:
-    """`score_features_resampled` over a test set, long videos' clips batched together."""
+    """`score_features_resampled` over a test set, the resampled videos' clips batched together.
+
+    The whole set is first scored the official way (short videos keep those scores).
+    """
     names = list(model.config.class_names)
     T = model.config.visual_length
     base = score_eval_set_official(model, eval_set)          # short videos (and the text features) as official
