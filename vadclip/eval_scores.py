@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import data, metrics
-from .evaluate import IOU_THRESHOLDS, EvalResult, EvalSet, score_eval_set
+from . import metrics
+from .evaluate import EvalResult, EvalSet, score_eval_set
 from .model import VadCLIP
 
 
@@ -40,7 +40,7 @@ def metrics_of_scores(eval_set: EvalSet, scores: EvalScores) -> EvalResult:
         raise ValueError("scores do not match the test set's videos (count or lengths differ)")
     frames = metrics.snippets_to_frames
     gt = eval_set.frame_gt
-    abnormal_frames = np.repeat(eval_set.abnormal_video, np.array(eval_set.n_snippets) * data.SNIPPET_FRAMES)
+    abnormal_frames = np.repeat(eval_set.abnormal_video, np.array(eval_set.n_snippets) * metrics.FRAMES_PER_SNIPPET)
     result = {}
     for branch, branch_scores in (("c", scores.coarse_c), ("a", scores.coarse_a)):
         s = frames(np.concatenate(branch_scores))
@@ -51,6 +51,6 @@ def metrics_of_scores(eval_set: EvalSet, scores: EvalScores) -> EvalResult:
     map_percent = None
     if eval_set.det_segments is not None:
         map_percent = metrics.detection_map(scores.fine, eval_set.det_segments, eval_set.det_labels,
-                                            eval_set.det_classlist, iou_thresholds=IOU_THRESHOLDS)
+                                            eval_set.det_classlist, iou_thresholds=metrics.IOU_THRESHOLDS)
     return EvalResult(**result, map_percent=map_percent, n_videos=len(eval_set.names),
                       random_weights=scores.random_weights)
