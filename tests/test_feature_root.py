@@ -162,3 +162,15 @@ def test_looks_foreign(tmp_path):
     assert fr.looks_foreign(r"D:\XD\features\v__0.npy")
     assert not fr.looks_foreign(str(tmp_path / "v__0.npy"))          # its folder exists here
     assert not fr.looks_foreign("features/v__0.npy")                 # relative: read from the list's folder
+
+
+def test_absolute_paths_can_be_refused_and_found_by_name_only(tmp_path, root):
+    """A server confining paths never opens a listed absolute path; the name is still found under root."""
+    outside = touch(tmp_path / "outside" / "v1__0.npy")
+    trusted = resolve_listed_path(str(outside), FeatureRoot(root))
+    assert trusted.found is Found.AS_LISTED and trusted.path == outside
+    confined = resolve_listed_path(str(outside), FeatureRoot(root), allow_absolute=False)
+    assert confined.found is Found.BY_NAME and confined.path == root / "test" / "v1__0.npy"
+    secret = touch(tmp_path / "outside" / "secret__0.npy")
+    report = resolve_listed_paths([str(secret), "test/v1__0.npy"], root, base=root, allow_absolute=False)
+    assert [r.found for r in report.resolutions] == [Found.MISSING, Found.AS_LISTED]

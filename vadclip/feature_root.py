@@ -15,6 +15,9 @@ once, the first time a lookup needs it:
 A name found several times under DIR is resolved by the listed path's trailing folders (the one
 candidate that shares most of them); when that does not decide, it is reported as ambiguous.
 Nothing here is global: the index lives on the `FeatureRoot` object, so build one per command.
+A server that confines paths (the app) passes ``allow_absolute=False`` (a listed absolute path is
+never opened, only its file name searched) and still confines the paths it gets back
+(`paths.confine`), since a file under DIR may be a link to elsewhere.
 """
 from __future__ import annotations
 
@@ -162,16 +165,19 @@ def _best_by_folders(parts: tuple[str, ...], candidates: tuple[Path, ...]) -> Pa
 
 
 def resolve_listed_path(listed: str, root: FeatureRoot | None = None, base: str | os.PathLike | None = None,
-                        suffix: str = "", where: str = "") -> Resolution:
+                        suffix: str = "", where: str = "", allow_absolute: bool = True) -> Resolution:
     """Resolve one listed path: as listed (relative to `base`) if that file exists, else by name under `root`.
 
     `suffix` is appended when missing (AnomalyCLIP lists name ``<PATH>`` for ``<root>/<PATH>.npy``).
+    With `allow_absolute=False` (a server confining paths) an absolute listed path is never looked
+    at; only its file name is searched under `root`.
     """
     text = _with_suffix(listed.strip(), suffix)
-    direct = Path(text).expanduser()
+    direct = Path(text) if not allow_absolute else Path(text).expanduser()
+    absolute = direct.is_absolute() or bool(PureWindowsPath(text).drive)
     if not direct.is_absolute() and base is not None:
         direct = Path(base) / direct
-    if direct.is_file():
+    if (allow_absolute or not absolute) and direct.is_file():
         return Resolution(listed, Found.AS_LISTED, direct, where=where)
     if root is None:
         return Resolution(listed, Found.MISSING, where=where)
@@ -283,7 +289,7 @@ def likely_fix(resolutions: Sequence[Resolution], root: FeatureRoot | None) -> s
 
 def resolve_listed_paths(listed: Sequence[str], root: FeatureRoot | str | os.PathLike | None = None,
                          base: str | os.PathLike | None = None, suffix: str = "",
-                         wheres: Sequence[str] | None = None) -> ResolutionReport:
+                         wheres: Sequence[str] | None = None, allow_absolute: bool = True) -> ResolutionReport:
     """Resolve every listed path (see `resolve_listed_path`); the root is indexed at most once.
 
     `wheres` labels each path in problem lines (a CSV reader passes ``"row <line number>"``); by default
@@ -294,5 +300,5 @@ def resolve_listed_paths(listed: Sequence[str], root: FeatureRoot | str | os.Pat
     labels = wheres if wheres is not None else [f"entry {i + 1}" for i in range(len(listed))]
     if len(labels) != len(listed):
         raise ValueError(f"{len(listed)} paths but {len(labels)} row labels")
-    resolutions = [resolve_listed_path(p, root, base, suffix, w) for p, w in zip(listed, labels)]
+    resolutions = [resolve_listed_path(p, root, base, suffix, w, allow_absolute) for p, w in zip(listed, labels)]
     return ResolutionReport(resolutions, root)
