@@ -174,6 +174,16 @@ def format_table(preset: str, runs: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def odd_widths(text: str) -> list[int]:
+    try:
+        widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or any(w < 1 or w % 2 == 0 for w in widths):
+        raise argparse.ArgumentTypeError(f"smoothing widths must be odd integers >= 1 like 5,9, got {text!r}")
+    return widths
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=["xd", "ucf"], choices=["xd", "ucf"])
@@ -184,7 +194,7 @@ def main() -> None:
                     help="at most this many training videos (600 by default) and test videos (160 by default)")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the preset's (xd 96, ucf 64 + 64)")
     ap.add_argument("--lr", type=float, default=None, help="default: the preset's")
-    ap.add_argument("--smooth-widths", type=lambda s: [int(w) for w in s.split(",")], default=[5, 9],
+    ap.add_argument("--smooth-widths", type=odd_widths, default=[5, 9],
                     help="moving-average widths to try (odd; each also as a Gaussian of width 2w-1)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
@@ -201,7 +211,10 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for preset in a.presets:
-            results[preset] = run_preset(preset, a, Path(tmp))
+            try:
+                results[preset] = run_preset(preset, a, Path(tmp))
+            except ValueError as err:      # bad options for this data (e.g. a batch larger than the set)
+                sys.exit(f"error: {preset}: {err}")
             select = get_preset(preset).train.select_metric
             print(f"\n{preset}: metrics in percent, mean ± sample std over runs (* = selection metric {select})")
             print(format_table(preset, results[preset]), flush=True)
