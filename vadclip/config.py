@@ -38,6 +38,9 @@ class ModelConfig:
     prompt_prefix: int = 10         # learnable prompt tokens before the class name
     prompt_postfix: int = 10        # learnable prompt tokens after the class name
     gcn_width: int = 256            # width of each GCN path (two paths are concatenated)
+    # Improvement (issue 16), off = official: padded positions are masked out of the local
+    # transformer's attention keys (the official code attends to padding; spec step 2).
+    padding_aware_attention: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)

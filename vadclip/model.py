@@ -121,9 +121,10 @@ class LocalTemporal(nn.Module):
     additive [T, T] `attn_mask`.
     """
 
-    def __init__(self, width: int, layers: int, heads: int, window: int):
+    def __init__(self, width: int, layers: int, heads: int, window: int, padding_aware: bool = False):
         super().__init__()
         self.window = window
+        self.padding_aware = padding_aware       # improvement: see `_forward_padding_aware`
         self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads) for _ in range(layers)])
 
     def blocks(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -134,6 +135,8 @@ class LocalTemporal(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, padding: torch.Tensor,
                 attn_mask: torch.Tensor) -> torch.Tensor:
         """x [B, T, D] (zero past `lengths` but for `padding`, the [T, D] position embeddings) -> [B, T, D]."""
+        if self.padding_aware:
+            return self._forward_padding_aware(x, lengths, attn_mask)
         B, T, D = x.shape
         size = min(self.window, T)
         if T % size:
@@ -150,6 +153,27 @@ class LocalTemporal(nn.Module):
         shared = out_empty.new_zeros(n_windows, size, D).index_put((needed,), out_empty)
         out = shared.expand(B, -1, -1, -1).index_put(tuple((~empty).nonzero().t()), out_live.to(shared.dtype))
         return out.view(B, T, D)
+
+    # --- improvement (issue 16), opt-in through ModelConfig.padding_aware_attention -------------
+    def _forward_padding_aware(self, x: torch.Tensor, lengths: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """Like `forward`, but no position attends to a padded key (positions >= its video's length).
+
+        A window of padding only keeps the official (unmasked) attention, so every query has a key.
+        Real positions' outputs then depend on the real positions only.
+        """
+        B, T, D = x.shape
+        key_real = torch.arange(T, device=x.device)[None, :] < lengths[:, None]          # [B, T]
+        size = min(self.window, T)
+        if T % size:                                  # windows do not tile T: one [T, T] mask per video
+            window_ok = torch.isfinite(attn_mask)                                          # [T, T]
+            allowed = window_ok[None] & key_real[:, None, :]                               # [B, T, T]
+            allowed = torch.where(allowed.any(dim=-1, keepdim=True), allowed, window_ok[None])
+            mask = x.new_zeros(B, 1, T, T).masked_fill(~allowed[:, None], float("-inf"))
+            return self.blocks(x, mask)
+        key_real = key_real.reshape(B * (T // size), size)                                 # per window
+        key_real = key_real | ~key_real.any(dim=-1, keepdim=True)                          # padding-only: all
+        mask = x.new_zeros(len(key_real), 1, 1, size).masked_fill(~key_real[:, None, None, :], float("-inf"))
+        return self.blocks(x.reshape(-1, size, D), mask).view(B, T, D)
 
 
 class GraphConvolution(nn.Module):
@@ -234,7 +258,8 @@ class VadCLIP(nn.Module):
         self.tokenizer = tokenizer
         width, T = config.visual_width, config.visual_length
 
-        self.temporal = LocalTemporal(width, config.visual_layers, config.visual_head, config.attn_window)
+        self.temporal = LocalTemporal(width, config.visual_layers, config.visual_head, config.attn_window,
+                                      padding_aware=config.padding_aware_attention)
         half = config.gcn_width
         self.gc1 = GraphConvolution(width, half)
         self.gc2 = GraphConvolution(half, half)
