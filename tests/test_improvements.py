@@ -11,7 +11,7 @@ import torch
 import vadclip
 from conftest import synth
 from vadclip.config import ModelConfig, model_config
-from vadclip.datasets import uniform_extract
+from vadclip.batches import uniform_extract
 from vadclip.eval_scores import metrics_of_scores, score_eval_set_official
 from vadclip.evaluate import evaluate, load_eval_set
 from vadclip.improvements import TestTimeOptions as Options

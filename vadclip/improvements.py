@@ -1,7 +1,7 @@
 """Named, opt-in improvements over the official VadCLIP recipe (issue 16); each is off by default.
 
 - **test-time resampling** (DeSC, 2026): a video longer than the model's length T is scored as one
-  clip of T snippets, made the way the official training makes its clips (`datasets.uniform_extract`:
+  clip of T snippets, made the way the official training makes its clips (`batches.uniform_extract`:
   averaging over T bins with edges ``int32(linspace(0, N, T+1))``), instead of the official
   consecutive chunks of T; each snippet then takes the score of the bin it fell into. `method="linear"`
   interpolates linearly along time instead (both directions). Training saw long videos only
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .datasets import uniform_extract
+from .batches import uniform_extract
 from .eval_scores import EvalScores, metrics_of_scores, score_eval_set_official
 from .evaluate import EvalResult, EvalSet
-from .inference import FeatureScores, score_features, validate_features
+from .inference import FeatureScores, score_features, check_feature_array
 from .model import VadCLIP
 
 RESAMPLE_METHODS = ("bins", "linear")
@@ -117,7 +117,7 @@ def score_features_resampled(model: VadCLIP, features: np.ndarray, method: str =
     """
     _check_method(method)
     names = list(class_names) if class_names is not None else list(model.config.class_names)
-    arr = validate_features(features, model.config.visual_width)
+    arr = check_feature_array(features, model.config.visual_width)
     n, T = len(arr), model.config.visual_length
     if n <= T and not resample_short:
         return score_features(model, arr, names, text_features=text_features)
