@@ -11,10 +11,13 @@ features come from the model (the same prompt learner and text tower in both ste
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn as nn
 
-from vadclip.anomalyclip.model import AnomalyCLIP
+if TYPE_CHECKING:
+    from vadclip.anomalyclip.model import AnomalyCLIP
 
 
 def official_forward(model: AnomalyCLIP, features: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor):
