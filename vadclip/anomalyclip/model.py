@@ -128,10 +128,37 @@ def _conv_feed_forward(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """Channel LayerNorm ((x - mean) / (std + eps) * g + b, biased std), 3x3 conv to 4E,
     LeakyReLU, 3x3 conv back to E, on x [G, S, L, E] (convolutions in channels-last memory)."""
     norm, conv1, act, conv2 = seq
-    var, mean = torch.var_mean(x, dim=-1, unbiased=False, keepdim=True)
-    u = (x - mean) / (var.sqrt() + norm.eps) * norm.g.reshape(-1) + norm.b.reshape(-1)
-    hidden = F.leaky_relu(conv1(u.permute(0, 3, 1, 2)), act.negative_slope)
+    centred = x - x.mean(dim=-1, keepdim=True)
+    std = centred.square().mean(dim=-1, keepdim=True).sqrt()
+    u = centred / (std + norm.eps) * norm.g.reshape(-1) + norm.b.reshape(-1)
+    hidden = F.leaky_relu_(conv1(u.permute(0, 3, 1, 2)), act.negative_slope)     # in place, as officially
     return conv2(hidden).permute(0, 2, 3, 1)
+
+
+class _DirectionsCache:
+    """Directions per vocabulary, valid for one version of the weights; copies start empty."""
+
+    def __init__(self):
+        self._entries: dict = {}
+        self._version = None
+        self._lock = threading.Lock()
+
+    def get(self, names: tuple, version: tuple, compute) -> torch.Tensor:
+        with self._lock:
+            if version != self._version:
+                self._entries, self._version = {}, version
+            if names not in self._entries:
+                self._entries[names] = compute()
+            return self._entries[names]
+
+    def __deepcopy__(self, memo) -> "_DirectionsCache":
+        return _DirectionsCache()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
 
 
 class AnomalyCLIP(nn.Module):
@@ -155,8 +182,7 @@ class AnomalyCLIP(nn.Module):
         self.temporal_model = TemporalModel(config.temporal_input_dim, config.emb_dim, config.depth,
                                             config.heads, config.num_segments, config.seg_length)
         self.register_buffer("ncentroid", torch.zeros(config.feature_dim))
-        self._directions_cache: dict = {}
-        self._cache_lock = threading.Lock()
+        self._directions_cache = _DirectionsCache()
         with torch.no_grad():
             self.reset_prompt_embeddings()
 
@@ -229,14 +255,13 @@ class AnomalyCLIP(nn.Module):
         names = tuple(self.check_class_names(class_names))
         watched = (self.prompt_learner.ctx, self.prompt_learner.token_prefix, self.prompt_learner.token_suffix,
                    self.clipmodel.text_projection, self.ncentroid)
-        key = (names, tuple((t._version, t.data_ptr()) for t in watched))
-        with self._cache_lock:
-            if key not in self._directions_cache:
-                with torch.no_grad():
-                    d = self.directions(self.text_features(list(names)))
-                self._directions_cache = {k: v for k, v in self._directions_cache.items() if k[1] == key[1]}
-                self._directions_cache[key] = d
-            return self._directions_cache[key]
+        version = tuple((t._version, t.data_ptr()) for t in watched)
+
+        def compute() -> torch.Tensor:
+            with torch.no_grad():
+                return self.directions(self.text_features(list(names)))
+
+        return self._directions_cache.get(names, version, compute)
 
     # --- video side --------------------------------------------------------------------------
     def frame_logits(self, features: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
