@@ -3,8 +3,9 @@
 Official test step, per video of N frames: wrap-around padding to F' = 512 s frames (frame i %
 N), s interleaved 32 x 16 grids, eval BatchNorm, sigmoid scores and joint class probabilities,
 the first N frames kept. Here the text directions come from the model's per-vocabulary cache,
-the grids of a video are gathered straight from the unpadded features, and they run in batches
-of `max_grids_per_batch` (halved on an out-of-memory error) to bound memory on long videos.
+the per-frame steps (selector, input projection) run once per frame of the unpadded video, and
+the interleaved grids are gathered from their output and run in batches of `max_grids_per_batch`
+(halved on an out-of-memory error) to bound memory on long videos.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import torch
 from ..inference import validate_features
 from ..utils import in_groups
 from .model import AnomalyCLIP
+
+FRAME_BLOCK = 65536     # frames per block of the per-frame steps (bounds their memory)
 
 
 @dataclass
@@ -40,9 +43,15 @@ def grid_frame_index(num_frames: int, num_segments: int = 32, seg_length: int = 
     return ((n * s + j) * seg_length + l) % num_frames
 
 
+def _frame_steps(model: AnomalyCLIP, features: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[n, D] frames -> (logits [n, A], temporal model input projected to [n, E])."""
+    x, _, logits = model.frame_logits(features, directions)
+    return logits, model.temporal_model.projection(model.temporal_input(x, logits))
+
+
 @torch.no_grad()
 def score_frames(model: AnomalyCLIP, features: np.ndarray | torch.Tensor, class_names: list[str] | None = None,
-                 max_grids_per_batch: int = 64) -> FrameScores:
+                 max_grids_per_batch: int = 16) -> FrameScores:
     """Score one video's [N, 512] per-frame CLIP features (any N >= 1) like the official test code.
 
     `class_names` may reword the model's classes (same count and order); default: its own.
@@ -59,22 +68,17 @@ def score_frames(model: AnomalyCLIP, features: np.ndarray | torch.Tensor, class_
     try:
         directions = model.cached_directions(names)
         frames = torch.from_numpy(arr).to(device)
-        index = grid_frame_index(len(arr), cfg.num_segments, cfg.seg_length).to(device)
-
-        def run(start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-            x, _, logits = model.frame_logits(frames[index[start:stop]], directions)      # [g, S, L, *]
-            h = model.temporal_model.projection(model.temporal_input(x, logits))
-            return logits, model.grid_scores(h)[1]
-
-        outputs, _ = in_groups(run, index.shape[0], max_grids_per_batch, device)
+        # per-frame steps (selector, input projection) on the unpadded frames, in row blocks
+        parts = [_frame_steps(model, block, directions) for block in frames.split(FRAME_BLOCK)]
+        logits = torch.cat([p[0] for p in parts])                                  # [N, A]
+        h = torch.cat([p[1] for p in parts])                                       # [N, E]
+        index = grid_frame_index(len(arr), cfg.num_segments, cfg.seg_length).to(device)   # [s, S, L]
+        outputs, _ = in_groups(lambda start, stop: model.grid_scores(h[index[start:stop]])[1],
+                               index.shape[0], max_grids_per_batch, device)
     finally:
         model.train(was_training)
-    logits = torch.cat([o[0] for o in outputs])                     # [s, S, L, A]
-    scores = torch.cat([o[1] for o in outputs])                     # [s, S, L]
-    n = len(arr)
-    # grid order [s, S, L] -> frame order [S, s, L]
-    logits = logits.transpose(0, 1).reshape(-1, logits.shape[-1])[:n]
-    scores = scores.transpose(0, 1).reshape(-1)[:n]
+    # grid order [s, S, L] -> frame order [S, s, L]; the first N frames are the video
+    scores = torch.cat(outputs).transpose(0, 1).reshape(-1)[:len(arr)]
     probs = model.class_probs(logits, scores)
     return FrameScores(
         scores=scores.float().cpu().numpy(),
