@@ -44,6 +44,7 @@ def model(fx, centroid):
 
 def close(a, b, tol=TOL) -> None:
     a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+    b = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else b
     np.testing.assert_allclose(a, np.asarray(b), rtol=0, atol=tol)
 
 
@@ -299,3 +300,33 @@ def test_our_checkpoint_round_trip(fx, model, tmp_path):
         from safetensors.torch import save_file
         save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
         anomalyclip.load_checkpoint(tmp_path / "other.safetensors")
+
+
+@pytest.mark.parametrize("preset", ["ucf", "sht"])
+def test_other_presets_match_the_official_computation(model, preset):
+    """ucf (emb 256) and sht (depth 2, logits concatenated to the input) with random adapter
+    weights on the fixture's CLIP: score_frames vs the plain official test step, and the fast
+    grid path vs axial_attention's reversible forward in training mode."""
+    config = anomalyclip.get_preset(preset)[0]
+    torch.manual_seed(0)
+    m = anomalyclip.AnomalyCLIP(config, copy.deepcopy(model.clipmodel), model.clip_info, model.tokenizer)
+    with torch.no_grad():
+        m.ncentroid.copy_(model.ncentroid)
+        bn = m.selector_model.bn_layer
+        bn.running_mean.normal_(0, 0.3)
+        bn.running_var.uniform_(0.5, 2.0)
+    m.eval()
+    feats = np.random.default_rng(2).standard_normal((700, 512)).astype(np.float32)
+    out = anomalyclip.score_frames(m, feats)
+    with torch.no_grad():
+        ref = official_test_step(m, feats)
+    assert out.class_probs.shape == (700, config.num_classes)
+    close(out.scores, ref["scores"])
+    close(out.class_probs, ref["class_probs"])
+    m.train()
+    clip = torch.from_numpy(feats[:512])[None].repeat(2, 1, 1)
+    with torch.no_grad():
+        fast = m(clip)
+    reversible = m(clip)                                   # autograd on: axial_attention's own forward
+    close(fast.temporal, reversible.temporal)
+    close(fast.scores, reversible.scores)
