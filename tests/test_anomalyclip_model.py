@@ -223,6 +223,7 @@ def test_strided_token_table_is_read_as_its_values(fx, model):
     assert torch.equal(model.clipmodel.token_embedding.weight, table.contiguous())
     hp = raw["hyper_parameters"]
     assert type(hp["optimizer"]).__name__.startswith("Stub[")   # stubbed, never imported
+    assert anomalyclip.is_official_checkpoint(FIXTURE / "official_xd.ckpt")
 
 
 class _RunsCode:
@@ -290,7 +291,7 @@ def test_our_checkpoint_round_trip(fx, model, tmp_path):
     for source in (path, tmp_path / "run"):
         loaded = anomalyclip.load_checkpoint(source)
         assert loaded.config == model.config and loaded.checkpoint_metadata == {"epoch": 3}
-        assert anomalyclip.is_anomalyclip_checkpoint(source)
+        assert anomalyclip.is_anomalyclip_checkpoint(source) and not anomalyclip.is_official_checkpoint(source)
         ours, theirs = model.state_dict(), loaded.state_dict()
         assert ours.keys() == theirs.keys()
         for k in ours:

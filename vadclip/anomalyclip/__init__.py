@@ -6,15 +6,15 @@
     m = anomalyclip.frame_metrics(scores, class_probs, frame_labels, normal_id)
 """
 from .centroid import load_centroid, normal_centroid
-from .checkpoint import (is_anomalyclip_checkpoint, load_checkpoint, load_official_checkpoint,
-                         read_lightning_checkpoint, save_checkpoint)
+from .checkpoint import (is_anomalyclip_checkpoint, is_official_checkpoint, load_checkpoint,
+                         load_official_checkpoint, read_lightning_checkpoint, save_checkpoint)
 from .config import PRESETS, AnomalyCLIPConfig, Recipe, get_preset
 from .metrics import frame_metrics
 from .model import AnomalyCLIP, AnomalyCLIPOutput
 from .scoring import FrameScores, score_frames
 
 __all__ = [
-    "load_centroid", "normal_centroid", "is_anomalyclip_checkpoint", "load_checkpoint",
+    "load_centroid", "normal_centroid", "is_anomalyclip_checkpoint", "is_official_checkpoint", "load_checkpoint",
     "load_official_checkpoint", "read_lightning_checkpoint", "save_checkpoint", "PRESETS",
     "AnomalyCLIPConfig", "Recipe", "get_preset", "frame_metrics", "AnomalyCLIP", "AnomalyCLIPOutput",
     "FrameScores", "score_frames",

@@ -20,6 +20,7 @@ import os
 import pickle
 import re
 import types
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,7 +60,8 @@ for _builtins in ("builtins", "__builtin__"):
 
 # Training-time objects of a Lightning / hydra run: replaced by inert stubs, never imported.
 _STUBBED_MODULES = ("src", "omegaconf", "hydra", "pytorch_lightning", "lightning", "lightning_fabric",
-                    "torchmetrics", "torch.optim", "torch.nn", "typing", "pathlib", "numpy", "dotmap")
+                    "lightning_utilities", "torchmetrics", "torch.optim", "torch.nn", "torch.torch_version",
+                    "typing", "pathlib", "datetime", "numpy", "dotmap")
 _STUBBED_GLOBALS = {("functools", "partial"), ("collections", "defaultdict"), ("argparse", "Namespace")}
 
 
@@ -147,6 +149,16 @@ def read_lightning_checkpoint(path: str | os.PathLike) -> dict:
 # --------------------------------------------------------------------------------------------
 # Official checkpoints
 # --------------------------------------------------------------------------------------------
+
+def is_official_checkpoint(path: str | os.PathLike) -> bool:
+    """True for a torch zip file whose pickle names AnomalyCLIP's temporal model (nothing is unpickled)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            pkl = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            return pkl is not None and b"net.temporal_model.axial_attn." in z.read(pkl)
+    except (OSError, zipfile.BadZipFile):
+        return False
+
 
 def split_official_state_dict(state_dict: dict) -> tuple[dict, dict]:
     """Official `net.*` tensors -> (OpenAI-format CLIP tensors, AnomalyCLIP tensors in our names).
