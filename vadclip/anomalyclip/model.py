@@ -179,6 +179,9 @@ class AnomalyCLIP(nn.Module):
         self.clipmodel.text_projection.requires_grad_(True)
         self.prompt_learner = PromptLearner(C, config.n_ctx, clip_info.text_width)
         self.selector_model = SelectorModel(A)
+        if isinstance(getattr(clip_model, "logit_scale", None), torch.Tensor):
+            with torch.no_grad():                        # the official selector holds CLIP's own
+                self.selector_model.logit_scale.copy_(clip_model.logit_scale)
         self.temporal_model = TemporalModel(config.temporal_input_dim, config.emb_dim, config.depth,
                                             config.heads, config.num_segments, config.seg_length)
         self.register_buffer("ncentroid", torch.zeros(config.feature_dim))
