@@ -255,7 +255,8 @@ def test_malicious_checkpoint_is_refused_and_nothing_runs(tmp_path, how):
 
 
 @pytest.mark.parametrize("preset, named", [
-    ("ucf", r"prompt_learner\.ctx has shape \[7, 8, 512\] \(7 classes\) but preset 'ucf' has 14 classes"),
+    ("ucf", r"prompt_learner\.ctx has shape \[7, 8, 512\] \(7 classes\) but preset 'ucf' has 14 classes "
+            r"\(expected \[14, 8, 512\]; 7 classes is preset 'xd'\)"),
     ("sht", r"temporal_model\.projection\.weight has shape \[128, 512\]"),
 ])
 def test_checkpoint_of_another_preset_is_refused_with_the_mismatch_named(centroid, preset, named):

@@ -33,7 +33,7 @@ from ..clip_backbone import ClipError, clip_from_openai_state_dict, describe_cli
 from ..safe_load import CheckpointError, UnsafeCheckpointError, load_state_dict_file
 from ..utils import atomic_write
 from .centroid import load_centroid
-from .config import AnomalyCLIPConfig, get_preset
+from .config import PRESETS, AnomalyCLIPConfig, get_preset
 from .model import AnomalyCLIP
 
 FORMAT_NAME = "vadclip-anomalyclip"
@@ -209,9 +209,11 @@ def check_model_tensors(model: AnomalyCLIP, tensors: dict, name: str) -> None:
     problems = []
     ctx = tensors.get("prompt_learner.ctx")
     if ctx is not None and ctx.shape[0] != cfg.num_classes:
+        other = [p for p, (c, _) in PRESETS.items() if c.num_classes == ctx.shape[0]]
+        hint = f"; {ctx.shape[0]} classes is preset {other[0]!r}" if other else ""
         problems.append(f"prompt_learner.ctx has shape {list(ctx.shape)} ({ctx.shape[0]} classes) but preset "
                         f"{cfg.preset!r} has {cfg.num_classes} classes (expected "
-                        f"{list(expected['prompt_learner.ctx'].shape)})")
+                        f"{list(expected['prompt_learner.ctx'].shape)}{hint})")
     proj = tensors.get("temporal_model.projection.weight")
     if proj is not None and proj.shape[1] != cfg.temporal_input_dim:
         how = "[A logits, features]" if cfg.concat else "the features alone"
