@@ -160,6 +160,11 @@ def is_official_checkpoint(path: str | os.PathLike) -> bool:
         return False
 
 
+def _float32(t: torch.Tensor) -> torch.Tensor:
+    """A dense copy (strided or overlapping views included), floating point as float32."""
+    return t.contiguous().float() if t.is_floating_point() else t.contiguous()
+
+
 def split_official_state_dict(state_dict: dict) -> tuple[dict, dict]:
     """Official `net.*` tensors -> (OpenAI-format CLIP tensors, AnomalyCLIP tensors in our names).
 
@@ -167,7 +172,7 @@ def split_official_state_dict(state_dict: dict) -> tuple[dict, dict]:
     `image_encoder.*` its `visual.*`, `token_embedding.weight` its token table; the rest keep their
     names. CLIP's `logit_scale` is the selector's.
     """
-    sd = {k[len("net."):]: v.contiguous().float() for k, v in state_dict.items()
+    sd = {k[len("net."):]: _float32(v) for k, v in state_dict.items()
           if isinstance(k, str) and k.startswith("net.") and isinstance(v, torch.Tensor)}
     clip, model = {}, {}
     for k, v in sd.items():
@@ -356,7 +361,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise CheckpointError(f"{path.name}: its CLIP tensors cannot be used ({e})") from None
     info = describe_clip(clip_model, header["clip"]["source"], bool(header["clip"]["random_weights"]))
     model = AnomalyCLIP(config, clip_model, info, get_tokenizer())
-    tensors = {k: v.float() for k, v in sd.items() if not k.startswith("clipmodel.")}
+    tensors = {k: _float32(v) for k, v in sd.items() if not k.startswith("clipmodel.")}
     if "ncentroid" not in tensors:
         raise CheckpointError(f"{path.name}: no ncentroid tensor")
     centroid = load_centroid(tensors.pop("ncentroid"), config.feature_dim)
