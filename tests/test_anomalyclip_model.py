@@ -332,3 +332,21 @@ def test_other_presets_match_the_official_computation(model, preset):
     reversible = m(clip)                                   # autograd on: axial_attention's own forward
     close(fast.temporal, reversible.temporal)
     close(fast.scores, reversible.scores)
+
+
+def test_damaged_or_foreign_files_give_clear_errors(tmp_path, centroid):
+    data = (FIXTURE / "official_xd.ckpt").read_bytes()
+    cases = {
+        "empty.ckpt": (b"", "empty file"),
+        "noise.ckpt": (np.random.default_rng(0).bytes(4096), "not a PyTorch checkpoint"),
+        "truncated.ckpt": (data[: len(data) // 2], "not a PyTorch checkpoint"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError, match=message):
+            anomalyclip.load_official_checkpoint(tmp_path / name, preset="xd", centroid=centroid)
+    torch.save({"epoch": 3, "state_dict": {"net.other.weight": torch.zeros(2)}}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="not an AnomalyCLIP checkpoint"):
+        anomalyclip.load_official_checkpoint(tmp_path / "other.ckpt", preset="xd", centroid=centroid)
+    with pytest.raises(CheckpointError, match="no such file"):
+        anomalyclip.load_official_checkpoint(tmp_path / "missing.ckpt", preset="xd", centroid=centroid)
