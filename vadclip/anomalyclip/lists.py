@@ -70,6 +70,16 @@ def read_video_list(path: str | os.PathLike, features_root: str | os.PathLike, n
     `kind` is ``"normal"`` (every label must be `normal_id`), ``"abnormal"`` (none may be) or
     ``"test"`` (any class). Every problem is reported in one `DataError`.
     """
+    records, problems = parse_video_list(path, features_root, num_classes, normal_id, kind)
+    if problems:
+        raise DataError(f"{kind} list {path}: {len(problems)} problem(s)", problems)
+    return records
+
+
+def parse_video_list(path: str | os.PathLike, features_root: str | os.PathLike, num_classes: int,
+                     normal_id: int, kind: str = "test") -> tuple[list[VideoRecord], list[str]]:
+    """`read_video_list` without raising on bad lines: (the good lines' records, the problems).
+    An unreadable file still raises `DataError`."""
     if kind not in ("normal", "abnormal", "test"):
         raise ValueError(f"kind must be 'normal', 'abnormal' or 'test', got {kind!r}")
     what = f"{kind} list {path}"
@@ -116,9 +126,7 @@ def read_video_list(path: str | os.PathLike, features_root: str | os.PathLike, n
             records.append(VideoRecord(fields[0], start, end, label, file))
     if not records and not problems:
         problems.append("the list has no videos")
-    if problems:
-        raise DataError(f"{what}: {len(problems)} problem(s)", problems)
-    return records
+    return records, problems
 
 
 def read_temporal_annotations(path: str | os.PathLike) -> dict[str, Ranges]:
