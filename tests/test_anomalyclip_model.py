@@ -350,3 +350,20 @@ def test_damaged_or_foreign_files_give_clear_errors(tmp_path, centroid):
         anomalyclip.load_official_checkpoint(tmp_path / "other.ckpt", preset="xd", centroid=centroid)
     with pytest.raises(CheckpointError, match="no such file"):
         anomalyclip.load_official_checkpoint(tmp_path / "missing.ckpt", preset="xd", centroid=centroid)
+
+
+def test_training_through_the_grid_path_gives_the_official_gradients(fx, model):
+    """`temporal_model.reversible = False` (opt-in): same outputs and gradients as axial_attention's
+    reversible forward / backward, up to float rounding."""
+    feats = torch.from_numpy(fx["train_features"])
+    grads = []
+    for reversible in (True, False):
+        m = copy.deepcopy(model).train()
+        m.temporal_model.reversible = reversible
+        out = m(feats)
+        close(out.scores.reshape(-1), fx["train_scores"])
+        (out.scores.square().sum() + out.logits.sum()).backward()
+        grads.append({n: p.grad.clone() for n, p in m.temporal_model.named_parameters()})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-5, msg=name)

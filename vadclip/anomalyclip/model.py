@@ -73,6 +73,8 @@ class TemporalModel(nn.Module):
     recomputed in the backward pass). Otherwise `axial_grids` computes the same values directly
     in the grid-major [G, S, L, E] layout: attention through scaled_dot_product_attention and the
     convolutions on channels-last tensors, with no chunk / cat / permute copies.
+    Set `reversible = False` (opt-in) to train through that grid path with ordinary autograd:
+    the same gradients up to float rounding, faster (about 1.5x per CPU step), activations kept.
     """
 
     def __init__(self, input_dim: int, emb_dim: int, depth: int, heads: int, num_segments: int,
@@ -83,10 +85,11 @@ class TemporalModel(nn.Module):
                                                 dim_heads=emb_dim // heads, reversible=True,
                                                 axial_pos_emb_shape=(num_segments, seg_length))
         self.classifier = ClassificationHead(emb_dim)
+        self.reversible = True
 
     def axial_grids(self, x: torch.Tensor) -> torch.Tensor:
         """The axial transformer on grids x [G, S, L, E] -> [G, S, L, E]."""
-        if self.training and torch.is_grad_enabled():
+        if self.reversible and self.training and torch.is_grad_enabled():
             out = self.axial_attn(x.permute(0, 3, 1, 2))              # official layout [G, E, S, L]
             return out.permute(0, 2, 3, 1)
         pos = self.axial_attn.pos_emb
