@@ -19,3 +19,8 @@ __all__ = [
     "AnomalyCLIPConfig", "Recipe", "get_preset", "frame_metrics", "AnomalyCLIP", "AnomalyCLIPOutput",
     "FrameScores", "score_frames",
 ]
+
+# Training (vadclip.anomalyclip.train; `train` is the function, as in vadclip's own namespace).
+from .train import TrainConfig, TrainError, TrainResult, train  # noqa: E402
+
+__all__ += ["TrainConfig", "TrainError", "TrainResult", "train"]
