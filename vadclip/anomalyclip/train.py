@@ -49,8 +49,8 @@ from ..utils import atomic_write, partial_writes, resolve_device
 from .centroid import normal_centroid
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import AnomalyCLIPConfig, Recipe, get_preset
-from .lists import (VideoRecord, feature_rows, frame_labels, missing_annotations, parse_video_list,
-                    read_temporal_annotations)
+from .lists import (VideoRecord, feature_rows, frame_labels, load_video_features, missing_annotations,
+                    parse_video_list, read_temporal_annotations)
 from .losses import anomalyclip_losses, draw_keep_mask, select_segments
 from .metrics import frame_metrics
 from .model import AnomalyCLIP
@@ -314,7 +314,7 @@ def evaluate(model: AnomalyCLIP, data: TrainData) -> dict:
     """The official frame metrics over every frame of the test list (JSON-ready: lists, NaN -> None)."""
     scores, probs = [], []
     for record in data.test:
-        out = score_frames(model, np.load(record.feature_file))
+        out = score_frames(model, load_video_features(record))
         scores.append(out.scores)
         probs.append(out.class_probs)
     metrics = frame_metrics(np.concatenate(scores), np.concatenate(probs), np.concatenate(data.test_labels),
