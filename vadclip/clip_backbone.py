@@ -77,6 +77,20 @@ def clip_from_openai_state_dict(state_dict: dict) -> nn.Module:
     return model.float().eval()
 
 
+def encode_text_embeddings(model: nn.Module, x: torch.Tensor, eot_position: torch.Tensor) -> torch.Tensor:
+    """CLIP's text tower on token embeddings x [C, 77, W]: the output at eot_position [C] -> [C, D].
+
+    The text mask is causal, so positions after the last end-of-text token never reach an output
+    read here: the transformer stops there (exact, and far fewer positions for short prompts).
+    """
+    n = int(eot_position.max()) + 1
+    x = x[:, :n] + model.positional_embedding[:n].float()
+    x = model.transformer(x, attn_mask=model.attn_mask[:n, :n])
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), eot_position]
+    return x @ model.text_projection.float()
+
+
 def describe_clip(model: nn.Module, source: str, random_weights: bool) -> ClipInfo:
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else int(size)

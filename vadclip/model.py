@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .clip_backbone import ClipInfo
+from .clip_backbone import ClipInfo, encode_text_embeddings
 from .config import ModelConfig
 from .prompt import PromptTokens, tokenize_class_names
 
@@ -335,14 +335,8 @@ class VadCLIP(nn.Module):
         src = tokens.source_index                                                 # [C, 77]
         taken = word.gather(1, src.clamp(min=0)[..., None].expand_as(prompt))
         x = torch.where((src >= 0)[..., None], taken, prompt)
-        x = x + clip.positional_embedding.float()
-        # The text mask is causal, so positions after the last end-of-text token never reach an
-        # output we read: stop there (about 25 of the 77 positions with the 10+10 prompt).
-        n = int(tokens.eot_position.max()) + 1
-        x = clip.transformer(x[:, :n], attn_mask=clip.attn_mask[:n, :n])
-        x = clip.ln_final(x)
-        x = x[torch.arange(x.shape[0], device=x.device), tokens.eot_position]
-        return x @ clip.text_projection.float()
+        # stops at the last end-of-text token: about 25 of the 77 positions with the 10+10 prompt
+        return encode_text_embeddings(clip, x, tokens.eot_position)
 
     # --- both branches -----------------------------------------------------------------------
     def forward(self, features: torch.Tensor, lengths: torch.Tensor, class_names: list[str],

@@ -1,0 +1,109 @@
+"""One AnomalyCLIP training step at the official batch on CPU: ours vs the plain per-clip
+transcription of the official step (benchmarks/reference_anomalyclip_train_step.py).
+
+    python benchmarks/bench_anomalyclip_train_step.py [--preset xd|ucf|sht] [--clip PATH] [--batch 64]
+        [--repeats 3] [--threads 2]
+
+The batch is `--batch` clips of 32 x 16 = 512 frames (half abnormal, half normal; official: 64), with
+random features around a random centroid and a keep mask drawn as the official one. Both sides
+start from the same freshly initialised model (its CLIP from `--clip`, default the small random
+CLIP inside the VadCLIP fixture checkpoint), take the same batch and one AdamW step. Each side
+first takes one untimed warm-up step, then the two are timed in alternating pairs, each repeat
+from the same starting weights. Printed: best and median wall time of each side, the speed-up of
+each back-to-back pair, both sides' losses, the largest gradient difference (relative to the
+tensor's largest gradient) and the largest updated-parameter difference (in units of lr).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reference_anomalyclip_train_step import official_train_step  # noqa: E402
+from vadclip.anomalyclip.config import get_preset  # noqa: E402
+from vadclip.anomalyclip.losses import draw_keep_mask  # noqa: E402
+from vadclip.anomalyclip.train import (TrainConfig, effective_recipe, fresh_model, make_optimizer,  # noqa: E402
+                                       train_step)
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official" / "official_xd.pth"
+
+
+def fake_batch(batch: int, normal_id: int, num_classes: int, seed: int = 0):
+    """Features [B, 512, 512] (abnormal half shifted along a random direction), labels [B], centroid [512]."""
+    g = torch.Generator().manual_seed(seed)
+    centroid = torch.randn(512, generator=g)
+    features = centroid + torch.randn(batch, 512, 512, generator=g)
+    abnormal = [c for c in range(num_classes) if c != normal_id]
+    labels = torch.tensor([abnormal[i % len(abnormal)] for i in range(batch // 2)] + [normal_id] * (batch // 2))
+    features[: batch // 2] += 0.5 * torch.randn(batch // 2, 1, 512, generator=g)
+    return features, labels, centroid
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="xd", choices=["xd", "ucf", "sht"])
+    ap.add_argument("--clip", default=str(DEFAULT_CLIP), help="CLIP for the text tower (a load_clip source)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    model_config, _ = get_preset(a.preset)
+    recipe = effective_recipe(TrainConfig(preset=a.preset, lr=1e-3))
+    start = fresh_model(model_config, a.clip, recipe.seed, "cpu")
+    features, labels, centroid = fake_batch(a.batch, model_config.normal_id, model_config.num_classes)
+    with torch.no_grad():
+        start.ncentroid.copy_(centroid)
+    keep = draw_keep_mask(a.batch, model_config.num_segments, recipe.dropout, torch.Generator().manual_seed(0))
+
+    def run(step) -> tuple[float, torch.nn.Module, dict]:
+        model = copy.deepcopy(start).train()
+        optimizer = make_optimizer(model, recipe)
+        t = time.perf_counter()
+        losses = step(model, optimizer)
+        return time.perf_counter() - t, model, losses
+
+    ours = lambda m, o: train_step(m, o, features, labels, keep, recipe)
+    reference = lambda m, o: official_train_step(m, o, features, labels, keep)
+    run(ours)
+    run(reference)
+    runs_ours, runs_ref = [], []
+    for _ in range(a.repeats):
+        runs_ours.append(run(ours))
+        runs_ref.append(run(reference))
+    t_ours, m_ours, l_ours = min(runs_ours, key=lambda r: r[0])
+    t_ref, m_ref, l_ref = min(runs_ref, key=lambda r: r[0])
+    med_ours = statistics.median(r[0] for r in runs_ours)
+    med_ref = statistics.median(r[0] for r in runs_ref)
+    params = [(n, p, q) for (n, p), (_, q) in zip(m_ours.named_parameters(), m_ref.named_parameters())
+              if p.grad is not None]
+    grad_diff = max(((p.grad - q.grad).abs().max() / (q.grad.abs().max() + 1e-30)).item() for _, p, q in params)
+    step_diff = max(((p.detach() - q.detach()).abs().max() / recipe.lr).item() for _, p, q in params)
+
+    print(f"machine: {platform.machine()} {platform.processor()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}")
+    print(f"one AnomalyCLIP training step, batch {a.batch} x 512 x 512, {a.preset} preset "
+          f"(emb {model_config.emb_dim}, depth {model_config.depth}), CLIP {a.clip}, {a.repeats} timed pairs")
+    print("                                       best    median")
+    print(f"  ours (batched selection and losses) {t_ours:7.2f} s {med_ours:7.2f} s")
+    print(f"  per-clip official transcription     {t_ref:7.2f} s {med_ref:7.2f} s")
+    paired = [r[0] / o[0] for o, r in zip(runs_ours, runs_ref)]
+    print(f"  speed-up of ours: best {t_ref / t_ours:.2f}x, median {med_ref / med_ours:.2f}x, median of "
+          f"back-to-back pairs {statistics.median(paired):.2f}x (pairs: {', '.join(f'{r:.2f}' for r in paired)})")
+    print(f"  losses ours  {', '.join(f'{k} {v:.6f}' for k, v in l_ours.items())}")
+    print(f"  losses ref   {', '.join(f'{k} {v:.6f}' for k, v in l_ref.items())}")
+    print(f"  max gradient difference (relative to the tensor's largest gradient)  {grad_diff:.2e}")
+    print(f"  max updated-parameter difference, in units of lr   {step_diff:.3f}")
+
+
+if __name__ == "__main__":
+    main()
