@@ -11,7 +11,7 @@ import pytest
 
 from conftest import SHARED
 from vadclip.anomalyclip import lists, sampling
-from vadclip.data import DataError
+from vadclip.formats import DataError
 
 FIXTURE = SHARED / "fixtures" / "anomalyclip" / "parity_xd.npz"
 XD_NORMAL, XD_CLASSES = 4, 7

@@ -17,7 +17,7 @@ from vadclip.anomalyclip.losses import LOSS_NAMES, anomalyclip_losses, select_se
 from vadclip.anomalyclip.train import (TrainConfig, TrainError, effective_recipe, epoch_lr, epoch_order, evaluate,
                                        fresh_model, load_inputs, load_run_model, make_optimizer, set_normal_centroid, train,
                                        train_step)
-from vadclip.data import DataError
+from vadclip.formats import DataError
 
 FIXTURES = SHARED / "fixtures" / "anomalyclip"
 FIXTURE_CLIP = SHARED / "fixtures" / "official" / "official_xd.pth"

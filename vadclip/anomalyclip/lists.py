@@ -9,7 +9,7 @@
 - Features: one float32 ``[F, 512]`` ``.npy`` per video at ``<features_root>/<PATH>.npy``, row i =
   frame ``START_FRAME + i``.
 
-Every reader collects all the problems of its input and raises one `vadclip.data.DataError`.
+Every reader collects all the problems of its input and raises one `vadclip.formats.DataError`.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import DataError, FeatureListEntry, load_features, validate_features
+from ..formats import DataError, FeatureListEntry, load_features, check_feature_files
 
 Ranges = tuple[tuple[int, int], ...]     # inclusive (first, last) frame ranges
 
@@ -184,7 +184,7 @@ def feature_rows(records: Sequence[VideoRecord], dim: int = 512) -> list[int]:
     """Check every feature file (present, readable, float ``[F, dim]``, F >= 1, finite) and return F
     per record; one `DataError` names every bad file."""
     entries = [FeatureListEntry(path=r.feature_file, label=str(r.label), name=r.path, crop=None) for r in records]
-    validate_features(entries, dim=dim)
+    check_feature_files(entries, dim=dim)
     return [int(np.load(r.feature_file, mmap_mode="r").shape[0]) for r in records]
 
 

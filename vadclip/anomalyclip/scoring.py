@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..inference import validate_features
+from ..inference import check_feature_array
 from ..utils import in_groups
 from .model import AnomalyCLIP
 
@@ -60,7 +60,7 @@ def score_frames(model: AnomalyCLIP, features: np.ndarray | torch.Tensor, class_
     names = model.check_class_names(class_names)
     if isinstance(features, torch.Tensor):
         features = features.detach().cpu().numpy()
-    arr = validate_features(features, model.config.feature_dim)
+    arr = check_feature_array(features, model.config.feature_dim)
     cfg = model.config
     device = model.ncentroid.device
     was_training = model.training

@@ -7,7 +7,7 @@
                                features_root="features", clip="openai", out_dir="runs/ac_xd"))
 
 The recipe (spec "Training"), read top to bottom in `train`:
-1. every input is checked first, all problems reported in one `vadclip.data.DataError`;
+1. every input is checked first, all problems reported in one `vadclip.formats.DataError`;
 2. a fresh model on the CLIP's text tower (prompt context N(0, 0.02), the official initialisation
    of the temporal model, seeded), its normal centroid computed from the normal training videos;
 3. per epoch: the learning rate of the epoch (linear warm-up from 0 at epoch 0, then cosine), the
@@ -43,7 +43,7 @@ import torch
 
 from ..checkpoint import get_tokenizer
 from ..clip_backbone import load_clip
-from ..data import DataError
+from ..formats import DataError
 from ..safe_load import load_state_dict_file
 from ..utils import atomic_write, partial_writes, resolve_device
 from .centroid import normal_centroid
