@@ -57,7 +57,7 @@ def video_scores(n: int, rng: np.random.Generator) -> VideoScores:
     return VideoScores(video=f"camera-{n:04d}.mp4", content_hash=f"{n:064x}", fps=25.0,
                        n_frames=snippets * 16, duration_s=snippets * 16 / 25, snippet_frames=16,
                        samples_per_snippet=4, snippet_start_s=start, snippet_end_s=start + 16 / 25,
-                       coarse_c=1 - fine[:, 0], coarse_a=1 - fine[:, 0], fine=fine,
+                       curves={"c": 1 - fine[:, 0], "a": 1 - fine[:, 0]}, fine=fine,
                        class_names=["normal", *CLASSES], segments=segs, params=DetectionParams(),
                        model="bench", random_weights=False)
 

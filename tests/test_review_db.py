@@ -26,7 +26,7 @@ def scores_of(video: str, segments: list[tuple[int, int, str, float]], content_h
     return VideoScores(video=video, content_hash=content_hash or f"hash-{video}", fps=25.0,
                        n_frames=n * 16, duration_s=n * 16 / 25, snippet_frames=16,
                        samples_per_snippet=4, snippet_start_s=start, snippet_end_s=start + 16 / 25,
-                       coarse_c=fine[:, 1:].sum(1), coarse_a=1 - fine[:, 0], fine=fine,
+                       curves={"c": fine[:, 1:].sum(1), "a": 1 - fine[:, 0]}, fine=fine,
                        class_names=names, segments=segs, params=DetectionParams(), model="test model",
                        random_weights=random_weights)
 
