@@ -8,11 +8,16 @@
   repository, downloaded with `huggingface_hub` into its cache; offline (``HF_HUB_OFFLINE=1``)
   or when the Hub cannot be reached, the cached copy is used;
 - ``"zero-shot"`` (`ZERO_SHOT`): CLIP zero-shot on the CLIP named by `clip` (default "openai"),
-  with the vocabulary of `preset` ("auto": xd) as default.
+  with the vocabulary of `preset` ("auto": xd) as default;
+- an AnomalyCLIP checkpoint (registered by `vadclip.anomalyclip.detector`, imported below): an
+  official Lightning ``last.ckpt`` (preset from `preset` or tried xd / ucf / sht by shape; its
+  normal centroid from `centroid=` or an ``ncentroid.pt`` beside it) or one of our AnomalyCLIP
+  ``.safetensors`` files / run folders (centroid inside).
 
 Checkpoint kinds form a small registry: each `CheckpointKind` has a `sniff(path)` test and a
-`load(path, preset, device)` function. A new model family adds its kind with
-`register_checkpoint_kind(...)` from its own package; nothing else changes.
+`load(path, preset, device)` function (also `centroid=` when `takes_centroid`). A new model
+family adds its kind with `register_checkpoint_kind(...)` from its own package; nothing else
+changes.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import torch
 from .checkpoint import (CHECKPOINT_FILES, get_tokenizer, load_official_checkpoint, load_vadclip_checkpoint,
                          resolve_checkpoint_path)
 from .clip_backbone import DEFAULT_CLIP, load_clip
+from .anomalyclip.config import PRESETS as ANOMALYCLIP_PRESETS
 from .config import PRESETS, get_preset
 from .detectors import Detector, VadCLIPDetector, ZeroShotDetector
 from .errors import OptionError
@@ -35,7 +41,7 @@ from .safe_load import CheckpointError
 ZERO_SHOT = "zero-shot"
 HF_PREFIX = "hf://"
 OFFICIAL_SUFFIXES = (".pth", ".pt")
-PRESET_CHOICES = ("auto", *PRESETS)
+PRESET_CHOICES = ("auto", *PRESETS, *(p for p in ANOMALYCLIP_PRESETS if p not in PRESETS))
 
 
 @dataclass
@@ -44,18 +50,23 @@ class LoadedModel:
 
     detector: Detector
     kind: str                   # checkpoint kind: "official", "ours", "zero-shot", ...
-    preset: str | None = None   # the VadCLIP preset used (None when it does not apply)
+    preset: str | None = None   # the preset used (None when it does not apply)
     path: Path | None = None    # the file read (None for zero-shot)
     metadata: dict = field(default_factory=dict)   # the checkpoint's metadata (ours: training results)
 
 
 @dataclass(frozen=True)
 class CheckpointKind:
-    """A checkpoint format: `sniff(path)` says whether a file or folder is one, `load` reads it."""
+    """A checkpoint format: `sniff(path)` says whether a file or folder is one, `load` reads it.
+
+    `takes_centroid`: `load` also takes `centroid=` (AnomalyCLIP's normal centroid: an array or a
+    file; None = find it beside the checkpoint).
+    """
 
     name: str
     sniff: Callable[[Path], bool]
-    load: Callable[[Path, str, "str | torch.device"], LoadedModel]
+    load: Callable[..., LoadedModel]
+    takes_centroid: bool = False
 
 
 def preset_candidates(path: Path, preset: str) -> list[str]:
@@ -106,9 +117,12 @@ _KINDS: list[CheckpointKind] = [
 ]
 
 
-def register_checkpoint_kind(kind: CheckpointKind) -> None:
-    """Add a checkpoint format to `load_model` (replacing one of the same name)."""
-    _KINDS[:] = [k for k in _KINDS if k.name != kind.name] + [kind]
+def register_checkpoint_kind(kind: CheckpointKind, first: bool = False) -> None:
+    """Add a checkpoint format to `load_model` (replacing one of the same name). `first`: try it
+    before the others (for a sniff that reads the file's content, e.g. a safetensors header,
+    ahead of one that goes by the file's suffix)."""
+    others = [k for k in _KINDS if k.name != kind.name]
+    _KINDS[:] = [kind, *others] if first else [*others, kind]
 
 
 def checkpoint_kinds() -> list[CheckpointKind]:
@@ -154,10 +168,12 @@ def hf_download(ref: str) -> Path:
 
 
 def load_model(path_or_ref: str | os.PathLike, preset: str = "auto", device: str | torch.device = "cpu",
-               clip: str | None = None) -> LoadedModel:
+               clip: str | None = None, centroid=None) -> LoadedModel:
     """Load any detector (see the module docstring) in eval mode on `device`.
 
     `clip` names the CLIP of zero-shot (see `load_clip`); checkpoints carry their own CLIP.
+    `centroid` is the normal centroid of an official AnomalyCLIP checkpoint (a [512] array or
+    ``ncentroid.pt`` / ``.npy``; None: ``ncentroid.pt`` beside the checkpoint).
     Raises a `UserError` (CheckpointError, ClipError, OptionError) naming the problem.
     """
     if preset not in PRESET_CHOICES:
@@ -170,15 +186,22 @@ def load_model(path_or_ref: str | os.PathLike, preset: str = "auto", device: str
         return LoadedModel(detector, ZERO_SHOT, preset=None if preset == "auto" else preset)
     if clip is not None:
         raise OptionError("clip is only for zero-shot: a checkpoint has its own CLIP")
+    if centroid is not None and isinstance(centroid, (str, os.PathLike)) and not Path(centroid).is_file():
+        raise OptionError(f"centroid file {os.fspath(centroid)}: no such file")
     path = hf_download(ref) if ref.startswith(HF_PREFIX) else Path(ref)
     if not path.exists():
         raise CheckpointError(f"{ref}: no such file or folder")
     for kind in _KINDS:
         if kind.sniff(path):
+            if kind.takes_centroid:
+                return kind.load(path, preset, device, centroid=centroid)
+            if centroid is not None:
+                raise OptionError(f"{path.name}: a {kind.name} checkpoint has no normal centroid; "
+                                  "centroid is only for AnomalyCLIP checkpoints")
             return kind.load(path, preset, device)
     names = ", ".join(k.name for k in _KINDS)
     raise CheckpointError(f"{path.name}: not a checkpoint of a known kind ({names}): expected an official "
-                          ".pth/.pt, a .safetensors file or a run folder")
+                          "VadCLIP .pth/.pt or AnomalyCLIP .ckpt, a .safetensors file or a run folder")
 
 
 def load_vadclip_model(path_or_ref: str | os.PathLike, preset: str = "auto",
@@ -189,3 +212,8 @@ def load_vadclip_model(path_or_ref: str | os.PathLike, preset: str = "auto",
     if not isinstance(loaded.detector, VadCLIPDetector):
         raise CheckpointError(f"{os.fspath(path_or_ref)}: a {loaded.kind} checkpoint, not a VadCLIP one")
     return loaded.detector.model
+
+
+# AnomalyCLIP's checkpoint kinds register themselves here, so `load_model` knows them without the
+# caller importing anything (the import is last: that module uses the names above).
+from .anomalyclip import detector as _anomalyclip_detector  # noqa: E402,F401

@@ -24,3 +24,14 @@ __all__ = [
 from .train import TrainConfig, TrainError, TrainResult, train  # noqa: E402
 
 __all__ += ["TrainConfig", "TrainError", "TrainResult", "train"]
+
+# The detector (vadclip.anomalyclip.detector) imports vadclip.factory, which imports this package
+# for the preset names: it is loaded on first use here, and by vadclip.factory itself.
+__all__ += ["AnomalyCLIPDetector"]
+
+
+def __getattr__(name: str):
+    if name == "AnomalyCLIPDetector":
+        from .detector import AnomalyCLIPDetector
+        return AnomalyCLIPDetector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

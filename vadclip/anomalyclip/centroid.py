@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from ..formats import DataError
 from ..safe_load import CheckpointError
 
 
@@ -24,18 +25,18 @@ def normal_centroid(features: Sequence[ArrayLike]) -> np.ndarray:
     order, divided by the total frame count.
     """
     if isinstance(features, np.ndarray) and features.ndim == 2:
-        raise ValueError("normal_centroid takes a list of per-video [F_i, D] arrays, not one array")
+        raise DataError("normal_centroid takes a list of per-video [F_i, D] arrays, not one array")
     if len(features) == 0:
-        raise ValueError("normal_centroid needs at least one normal training video")
+        raise DataError("normal_centroid needs at least one normal training video")
     total, count, width = None, 0, None
     for i, f in enumerate(features):
         f = np.asarray(f, dtype=np.float32)
         if f.ndim != 2 or f.shape[0] == 0:
-            raise ValueError(f"video {i}: features must be [F >= 1, D], got shape {f.shape}")
+            raise DataError(f"video {i}: features must be [F >= 1, D], got shape {f.shape}")
         if width is not None and f.shape[1] != width:
-            raise ValueError(f"video {i}: features are {f.shape[1]}-d but earlier videos are {width}-d")
+            raise DataError(f"video {i}: features are {f.shape[1]}-d but earlier videos are {width}-d")
         if not np.isfinite(f).all():
-            raise ValueError(f"video {i}: features contain NaN or infinite values")
+            raise DataError(f"video {i}: features contain NaN or infinite values")
         width = f.shape[1]
         part = torch.from_numpy(f).sum(dim=0)
         total = part if total is None else total + part
@@ -45,7 +46,7 @@ def normal_centroid(features: Sequence[ArrayLike]) -> np.ndarray:
 
 def load_centroid(centroid, dim: int = 512) -> torch.Tensor:
     """A [dim] float32 centroid from an array / tensor, or a file: `ncentroid.pt` (a torch-saved
-    tensor, read with weights_only=True) or a `.npy` array. Raises ValueError / CheckpointError."""
+    tensor, read with weights_only=True) or a `.npy` array. Raises CheckpointError (a UserError) naming the problem."""
     if isinstance(centroid, (str, os.PathLike)):
         path = Path(centroid)
         if not path.is_file():
@@ -73,7 +74,7 @@ def load_centroid(centroid, dim: int = 512) -> torch.Tensor:
     if value.ndim == 2 and value.shape[0] == 1:
         value = value[0]
     if tuple(value.shape) != (dim,):
-        raise ValueError(f"{name}: the centroid must be a [{dim}] vector, got shape {tuple(value.shape)}")
+        raise CheckpointError(f"{name}: the centroid must be a [{dim}] vector, got shape {tuple(value.shape)}")
     if not torch.isfinite(value).all():
-        raise ValueError(f"{name}: the centroid contains NaN or infinite values")
+        raise CheckpointError(f"{name}: the centroid contains NaN or infinite values")
     return value.contiguous()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..errors import OptionError
+
 
 @dataclass(frozen=True)
 class AnomalyCLIPConfig:
@@ -97,7 +99,7 @@ def get_preset(name: str) -> tuple[AnomalyCLIPConfig, Recipe]:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown AnomalyCLIP preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+        raise OptionError(f"unknown AnomalyCLIP preset {name!r}; choose one of {', '.join(PRESETS)}") from None
 
 
 def model_config(name: str) -> AnomalyCLIPConfig:

@@ -19,6 +19,7 @@ from axial_attention import AxialImageTransformer
 from torch import nn
 
 from ..clip_backbone import ClipInfo, encode_text_embeddings
+from ..errors import VocabularyError
 from ..prompt import CONTEXT_LENGTH, check_token_lengths, validate_class_names
 from .config import AnomalyCLIPConfig
 
@@ -205,7 +206,7 @@ class AnomalyCLIP(nn.Module):
         names = validate_class_names(class_names)
         C = self.config.num_classes
         if len(names) != C:
-            raise ValueError(
+            raise VocabularyError(
                 f"this AnomalyCLIP model learned one prompt per class for its {C} classes "
                 f"({', '.join(self.config.class_names)}); got {len(names)} names. Class names may be "
                 "reworded, in the same order, but not added or removed")
