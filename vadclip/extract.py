@@ -1,4 +1,7 @@
-"""`vadclip extract`: CLIP snippet features of many videos, in the official on-disk format.
+"""`vadclip extract`: CLIP features of many videos, in the official on-disk formats: 16-frame
+snippet features (VadCLIP) or, with `ExtractSettings(frames_per_row=1)` (``--per-frame``), one
+row per frame (AnomalyCLIP: every frame, ``[F, 512]`` float32, not normalised; list it as
+``PATH 0 F-1 LABEL`` in an AnomalyCLIP video list, PATH = the name without ``.npy``).
 
 Input: a folder (videos found recursively by extension) or a text file with one video per line,
 ``path`` or ``path,label`` (relative paths resolve against the file's folder; blank lines, lines
@@ -18,8 +21,8 @@ Output in the output folder:
   size and time). A video whose record matches and whose files are all present is skipped, so an
   interrupted run resumes where it stopped; every file is written atomically.
 
-A video that cannot be read, or has fewer than 16 frames (no snippet), is reported and skipped;
-the exit code is then 1.
+A video that cannot be read, or has fewer than 16 frames (no snippet; per-frame: no frame), is
+reported and skipped; the exit code is then 1.
 
 Labels, first that applies: the list's label column; ``--label``; the ``_label_<codes>`` part of
 an XD-Violence file name; a parent folder named after a UCF-Crime class; else ``Normal``.
@@ -78,10 +81,11 @@ class ExtractSummary:
     extracted: list[str] = field(default_factory=list)     # output names extracted in this run
     skipped: list[str] = field(default_factory=list)       # already complete
     failed: list[tuple[str, str]] = field(default_factory=list)   # (video path, reason)
-    n_snippets: int = 0                                     # snippets extracted in this run
+    n_snippets: int = 0                                     # rows (snippets or frames) extracted in this run
     seconds: float = 0.0
     list_path: Path | None = None
     failures_path: Path | None = None
+    frames_per_row: int = SNIPPET_FRAMES                    # 16: snippet rows; 1: per-frame rows
 
     @property
     def ok(self) -> bool:
@@ -89,7 +93,8 @@ class ExtractSummary:
 
     def describe(self) -> str:
         text = (f"extracted {len(self.extracted)}, skipped {len(self.skipped)} (already done), "
-                f"failed {len(self.failed)}; {self.n_snippets} snippets in {self.seconds:.1f} s")
+                f"failed {len(self.failed)}; {self.n_snippets} {'snippets' if self.frames_per_row > 1 else 'frames'} "
+                f"in {self.seconds:.1f} s")
         if self.list_path is not None:
             text += f"; list: {self.list_path}"
         if self.failed:
@@ -208,7 +213,7 @@ def _video_stamp(video: Path) -> dict:
 
 
 def _expected_record(job: VideoJob, backbone: str, settings: ExtractSettings) -> dict:
-    return {"format": RECORD_FORMAT, "backbone": backbone, "snippet_frames": SNIPPET_FRAMES,
+    return {"format": RECORD_FORMAT, "backbone": backbone, "snippet_frames": settings.frames_per_row,
             "samples_per_snippet": settings.samples_per_snippet, "ten_crop": settings.ten_crop,
             **_video_stamp(job.video)}
 
@@ -341,7 +346,7 @@ def extract(
     try:
         clip_model, clip_info = load_clip(clip, device) if isinstance(clip, (str, os.PathLike)) else clip
         backbone = backbone_id(clip_info, clip_model)
-        summary = ExtractSummary(out_dir=out_dir)
+        summary = ExtractSummary(out_dir=out_dir, frames_per_row=settings.frames_per_row)
         mine = jobs[dist.rank::dist.world]
         _run_jobs(mine, out_dir, clip_model, clip_info, backbone, settings, device, cache,
                   summary, progress, dist, backend)
@@ -366,7 +371,7 @@ def _run_jobs(jobs: Sequence[VideoJob], out_dir: Path, clip_model: nn.Module, cl
               summary: ExtractSummary, progress: bool, dist: _Dist, backend: str = "auto") -> None:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=0, unit="snippet", disable=not progress, position=dist.rank, dynamic_ncols=True,
+    bar = tqdm(total=0, unit="snippet" if settings.frames_per_row > 1 else "frame", disable=not progress, position=dist.rank, dynamic_ncols=True,
                desc=f"rank {dist.rank}" if dist.world > 1 else "extract", leave=True)
     try:
         for number, job in enumerate(jobs, 1):
@@ -378,10 +383,11 @@ def _run_jobs(jobs: Sequence[VideoJob], out_dir: Path, clip_model: nn.Module, cl
             record = _expected_record(job, backbone, settings)
             try:
                 info = probe(job.video, backend=backend)
-                if info.n_frames < SNIPPET_FRAMES:
+                per_row = settings.frames_per_row
+                if info.n_frames < per_row:
                     raise UserError(f"{job.video.name}: only {info.n_frames} frame(s); a video "
-                                     f"needs at least {SNIPPET_FRAMES} (one snippet)")
-                bar.total += info.n_frames // SNIPPET_FRAMES
+                                     f"needs at least {per_row} (one {'snippet' if per_row > 1 else 'frame'})")
+                bar.total += info.n_frames // per_row
                 bar.refresh()
                 last = [0]
 

@@ -1,9 +1,17 @@
-"""Video -> CLIP snippet features in the official VadCLIP format, and a feature cache.
+"""Video -> CLIP features in the official VadCLIP (snippet) and AnomalyCLIP (per-frame) layouts,
+and a feature cache.
 
-A video of `n_frames` frames has N = n_frames // 16 snippets (the last partial one is dropped).
-A snippet's feature is the mean of CLIP's `encode_image` output (not L2-normalised, as the
-official features) over `samples_per_snippet` evenly spaced frames of its 16
-(`video.snippet_frame_indices`); 16 encodes every frame, as the official features do.
+Snippet rows (`ExtractSettings.frames_per_row` 16, VadCLIP): a video of `n_frames` frames has
+N = n_frames // 16 snippets (the last partial one is dropped). A snippet's feature is the mean of
+CLIP's `encode_image` output (not L2-normalised, as the official features) over
+`samples_per_snippet` evenly spaced frames of its 16 (`video.snippet_frame_indices`); 16 encodes
+every frame, as the official features do.
+
+Per-frame rows (`frames_per_row` 1, AnomalyCLIP's layout): N = n_frames rows, row i = CLIP's
+`encode_image` output of frame i (not normalised). Both layouts run through the same decode /
+preprocess / encode path below; `snippet_means` turns per-frame rows into the 16-frame snippet
+features of `samples_per_snippet` 16 (equal up to float32 summation order: the same frames are
+encoded in the same batches).
 
 Preprocessing is open_clip's eval transform done in torch on whole batches (on the GPU when
 there is one): resize the shorter side to S with PIL-style antialiased bicubic, centre crop S,
@@ -40,7 +48,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -58,6 +66,7 @@ from .video import (SNIPPET_FRAMES, Backend, VideoInfo, content_hash as file_con
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 SAMPLES_PER_SNIPPET = (SNIPPET_FRAMES, 8, 4, 2, 1)   # SNIPPET_FRAMES: every frame, as official
+FRAMES_PER_ROW = (SNIPPET_FRAMES, 1)     # 16: snippet means (VadCLIP); 1: per-frame rows (AnomalyCLIP)
 DECODE_BYTES = 24 << 20          # most bytes of decoded RGB frames in one decode batch
 CACHE_FORMAT = "vadclip-features-v1"
 STALE_TEMP_S = 3600.0            # a cache write's temp file this old belongs to a dead process
@@ -67,17 +76,24 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class ExtractSettings:
-    """How features are extracted; `samples_per_snippet` and `ten_crop` change the features."""
+    """How features are extracted; `frames_per_row`, `samples_per_snippet` and `ten_crop` change
+    the features."""
 
     samples_per_snippet: int = SNIPPET_FRAMES   # frames encoded per 16-frame snippet: 16, 8, 4, 2 or 1
     ten_crop: bool = False          # [10, N, D]: centre, 4 corners and their flips; 0 = centre
     batch_size: int = 64            # images per CLIP encode batch (ten-crop: batch_size // 10 frames)
     precision: str = "auto"         # "auto" (fp16 autocast on CUDA, fp32 on CPU), "fp32", "fp16", "bf16"
+    frames_per_row: int = SNIPPET_FRAMES        # 16: one row per snippet; 1: one row per frame
 
     def __post_init__(self) -> None:
         if self.samples_per_snippet not in SAMPLES_PER_SNIPPET:
             raise OptionError(f"samples_per_snippet must be one of {SAMPLES_PER_SNIPPET}, "
                              f"got {self.samples_per_snippet}")
+        if self.frames_per_row not in FRAMES_PER_ROW:
+            raise OptionError(f"frames_per_row must be one of {FRAMES_PER_ROW}, got {self.frames_per_row}")
+        if self.frames_per_row == 1 and self.samples_per_snippet != SNIPPET_FRAMES:
+            raise OptionError("per-frame features encode every frame: samples_per_snippet applies to "
+                              "16-frame snippets only")
         if self.batch_size < 1:
             raise OptionError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.precision not in PRECISIONS:
@@ -88,13 +104,27 @@ class ExtractSettings:
         return 10 if self.ten_crop else 1
 
     @property
+    def samples_per_row(self) -> int:
+        """Frames encoded per row: `samples_per_snippet` for snippets, 1 per frame."""
+        return self.samples_per_snippet if self.frames_per_row == SNIPPET_FRAMES else 1
+
+    def for_rows(self, frames_per_row: int) -> "ExtractSettings":
+        """These settings for rows of `frames_per_row` frames (per-frame rows encode every frame,
+        so `samples_per_snippet` goes back to its default there)."""
+        if frames_per_row == self.frames_per_row:
+            return self
+        samples = self.samples_per_snippet if frames_per_row == SNIPPET_FRAMES else SNIPPET_FRAMES
+        return replace(self, frames_per_row=frames_per_row, samples_per_snippet=samples)
+
+    @property
     def frames_per_batch(self) -> int:
         return max(1, self.batch_size // self.n_crops)
 
 
 @dataclass
 class VideoFeatures:
-    """Snippet features of one video: float32 [N, D], or [10, N, D] with ten-crop."""
+    """Features of one video, one row per `snippet_frames` frames: float32 [N, D], or [10, N, D]
+    with ten-crop."""
 
     features: np.ndarray
     info: VideoInfo
@@ -253,19 +283,21 @@ def extract_video_features(
     prefetch_depth: int = 2,
     backend: Backend = "auto",
 ) -> VideoFeatures:
-    """CLIP features of every 16-frame snippet of a video, streamed in bounded memory.
+    """CLIP features of every row (16-frame snippet, or frame: `settings.frames_per_row`) of a
+    video, streamed in bounded memory.
 
     `clip_model` must already be on `device`. Decoding (and, on CPU, preprocessing) runs in a
-    background thread ahead of the encoder. `on_progress(done, total)` is called in snippets.
+    background thread ahead of the encoder. `on_progress(done, total)` is called in rows.
     `backend` is the decoder used when `info` is None (`video.probe`; `info` fixes it).
     Raises `VideoError` for a file that cannot be read or decoded.
     """
     device = torch.device(resolve_device(str(device) if device is not None else None))
     if info is None:
         info = probe(path, backend=backend)
-    s, k, size = settings.samples_per_snippet, settings.n_crops, clip_info.image_size
-    indices = snippet_frame_indices(info.n_frames, SNIPPET_FRAMES, s).reshape(-1)
-    n = info.n_frames // SNIPPET_FRAMES
+    s, k, size = settings.samples_per_row, settings.n_crops, clip_info.image_size
+    f = settings.frames_per_row
+    indices = snippet_frame_indices(info.n_frames, f, s).reshape(-1)
+    n = info.n_frames // f
     sums = torch.zeros(n, k, clip_info.embed_dim, dtype=torch.float32)
     if on_progress is not None:
         on_progress(0, n)
@@ -282,7 +314,7 @@ def extract_video_features(
                 x = preprocess_frames(x, size, settings.ten_crop)
             elif device.type == "cuda":
                 x = x.pin_memory()
-            yield torch.from_numpy(frame_ids // SNIPPET_FRAMES), x
+            yield torch.from_numpy(frame_ids // f), x
 
     def prepared() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for snippet_ids, x in prefetch(decoded(), prefetch_depth):
@@ -318,7 +350,18 @@ def encode_images(clip_model: nn.Module, x: torch.Tensor, device: torch.device,
 def _video_features(means: torch.Tensor, info: VideoInfo, settings: ExtractSettings) -> VideoFeatures:
     """[N, k, D] -> VideoFeatures with [N, D] (single crop) or [10, N, D]."""
     arr = means.permute(1, 0, 2).contiguous().numpy()
-    return VideoFeatures(features=arr if settings.ten_crop else arr[0], info=info, settings=settings)
+    return VideoFeatures(features=arr if settings.ten_crop else arr[0], info=info, settings=settings,
+                         snippet_frames=settings.frames_per_row)
+
+
+def snippet_means(per_frame: np.ndarray, frames_per_snippet: int = SNIPPET_FRAMES) -> np.ndarray:
+    """Per-frame rows [..., F, D] -> snippet rows [..., F // 16, D]: the mean of each 16 frames
+    (the last partial snippet dropped), i.e. the snippet features of `samples_per_snippet` 16."""
+    per_frame = np.asarray(per_frame, dtype=np.float32)
+    n = per_frame.shape[-2] // frames_per_snippet
+    rows = per_frame[..., :n * frames_per_snippet, :]
+    shape = (*rows.shape[:-2], n, frames_per_snippet, rows.shape[-1])
+    return rows.reshape(shape).mean(axis=-2, dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +371,8 @@ _KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
 class FeatureCache:
-    """Feature arrays on disk, keyed by video content + CLIP + feature settings.
+    """Feature arrays on disk, keyed by video content + CLIP + feature settings (row layout
+    included: per-frame and snippet features of one video are separate entries).
 
     One ``<key>.npy`` file per entry under `root`. Reading an entry marks it used; after each
     `put`, the least recently used entries are deleted until the total is at most `max_bytes`
@@ -363,7 +407,7 @@ class FeatureCache:
         beyond rounding)."""
         record = {"format": CACHE_FORMAT, "content": content_hash, "backbone": backbone,
                   "samples_per_snippet": settings.samples_per_snippet,
-                  "ten_crop": settings.ten_crop, "snippet_frames": SNIPPET_FRAMES}
+                  "ten_crop": settings.ten_crop, "snippet_frames": settings.frames_per_row}
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
     def path(self, key: str) -> Path:
@@ -459,7 +503,7 @@ def cached_video_features(
     if content_hash is None:
         content_hash = file_content_hash(path)
     key = FeatureCache.key(content_hash, backbone or backbone_id(clip_info, clip_model), settings)
-    n = info.n_frames // SNIPPET_FRAMES
+    n = info.n_frames // settings.frames_per_row
     expected = (10, n, clip_info.embed_dim) if settings.ten_crop else (n, clip_info.embed_dim)
     cached = cache.get(key)
     if cached is not None and cached.shape == expected:

@@ -3,7 +3,8 @@
 1. `video_features(path, detector, ...)` -> `VideoFeatureResult`: probe the header and frame
    timing, apply the duration limit, hash the file (the feature cache key), then decode and
    encode the frames with the detector's CLIP, one row per `detector.frames_per_row` frames
-   (skipped when the features are in the cache). Progress stages ``"probe"`` and ``"encode"``.
+   (16-frame snippet means for VadCLIP, one row per frame for AnomalyCLIP; skipped when the
+   features are in the cache). Progress stages ``"probe"`` and ``"encode"``.
 2. `score_video_features(result, detector, class_names, params)` -> `VideoScores`: run the
    detector on the rows and cut segments (stage ``"score"``). No video is read, so re-scoring
    with another vocabulary is fast.
@@ -82,15 +83,15 @@ def video_features(path: str | Path, detector: Detector | VadCLIP, *,
                    video_name: str | None = None) -> VideoFeatureResult:
     """The detector's CLIP features of a video file, through `cache` when given.
 
-    `device` is where CLIP encodes frames (None: the CLIP's own device). Raises `VideoError`
-    for a file that is not a video, one longer than `max_duration_s` or shorter than one row.
+    `device` is where CLIP encodes frames (None: the CLIP's own device). `settings` are used
+    for the detector's rows (`ExtractSettings.for_rows`: per-frame rows encode every frame,
+    whatever `samples_per_snippet` says). Raises `VideoError` for a file that is not a video, one
+    longer than `max_duration_s` or shorter than one row.
     """
     progress = on_progress or _no_progress
     detector = as_detector(detector)
     rows_of = detector.frames_per_row
-    if rows_of != SNIPPET_FRAMES:
-        raise UserError(f"{detector.description}: per-frame features ({rows_of} frame(s) per row) "
-                        "are not supported yet; only 16-frame snippet features are")
+    settings = settings.for_rows(rows_of)
     device = _clip_device(detector.clip_model) if device is None else device
     timings = {}
 
@@ -101,7 +102,8 @@ def video_features(path: str | Path, detector: Detector | VadCLIP, *,
         raise VideoError(path, f"the video lasts {info.duration_s:.1f} s, longer than the limit of "
                                f"{max_duration_s:g} s")
     if info.n_frames < rows_of:
-        raise VideoError(path, f"needs at least {rows_of} frames (one snippet), it has {info.n_frames}")
+        raise VideoError(path, f"needs at least {rows_of} frames (one {'snippet' if rows_of > 1 else 'frame'}), "
+                               f"it has {info.n_frames}")
     digest = content_hash(path)
     backbone = backbone_id(detector.clip_info, detector.clip_model) if cache is not None else None
     progress("probe", 1.0)
@@ -180,7 +182,7 @@ def score_video_features(result: VideoFeatureResult, detector: Detector | VadCLI
     }
     scores = scores_from_features(
         result.features, detector, class_names, video=result.video, content_hash=result.content_hash,
-        fps=info.fps, n_frames=info.n_frames, samples_per_snippet=result.settings.samples_per_snippet,
+        fps=info.fps, n_frames=info.n_frames, samples_per_snippet=result.settings.samples_per_row,
         params=params, extras=extras,
     )
     scores.extras["timings"] = {**result.timings, "score_s": time.perf_counter() - t0}

@@ -1,4 +1,5 @@
-"""`vadclip extract`: CLIP snippet features of videos in the official .npy + CSV format."""
+"""`vadclip extract`: CLIP snippet (VadCLIP) or per-frame (AnomalyCLIP) features of videos in
+the official .npy + CSV format."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +9,7 @@ from pathlib import Path
 from ..clip_backbone import DEFAULT_CLIP
 from ..errors import UserError
 from ..extract import LIST_NAME, extract
+from ..constants import SNIPPET_FRAMES
 from ..features import PRECISIONS, SAMPLES_PER_SNIPPET, ExtractSettings, FeatureCache
 
 
@@ -17,7 +19,8 @@ def register(subparsers) -> None:
         "extract", help="extract CLIP snippet features of videos (official .npy + CSV format)",
         description="Extract CLIP snippet features (one per 16 frames) of every video in INPUT "
                     "into DIR as <name>.npy (or <name>__0..9.npy with --ten-crop) plus a "
-                    "path,label CSV. Resumable; runs sharded under torchrun.")
+                    "path,label CSV. --per-frame: one row per frame instead ([F, 512], "
+                    "AnomalyCLIP's features). Resumable; runs sharded under torchrun.")
     p.add_argument("input", metavar="INPUT",
                    help="a folder (searched recursively) or a text file: one video per line, "
                         "optionally 'path,label'")
@@ -27,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--samples-per-snippet", type=int, default=defaults.samples_per_snippet,
                    choices=SAMPLES_PER_SNIPPET, metavar="N",
                    help="frames encoded per 16-frame snippet: 16 (official), 8, 4, 2, 1")
+    p.add_argument("--per-frame", action="store_true",
+                   help="one feature row per frame (every frame encoded, AnomalyCLIP's layout) "
+                        "instead of one per 16-frame snippet")
     p.add_argument("--ten-crop", action="store_true",
                    help="10 crops per frame -> <name>__0..9.npy (__0 = centre crop)")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size,
@@ -52,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.list_name).name != args.list_name or not args.list_name:
         raise UserError(f"--list must be a file name, got {args.list_name!r}")
     settings = ExtractSettings(samples_per_snippet=args.samples_per_snippet, ten_crop=args.ten_crop,
-                               batch_size=args.batch_size, precision=args.precision)
+                               batch_size=args.batch_size, precision=args.precision,
+                               frames_per_row=1 if args.per_frame else SNIPPET_FRAMES)
     cache = FeatureCache(args.cache) if args.cache else None
     summary = extract(args.input, args.out, clip=args.clip, settings=settings, device=args.device,
                       label=args.label, list_name=args.list_name, cache=cache,
