@@ -14,6 +14,12 @@
 | `VADCLIP_QUEUE_SIZE` | `16` | requests waiting in the queue before new ones are refused |
 | `VADCLIP_CACHE_MB` | `2048` | disk space of the feature cache (least recently used entries go first) |
 | `VADCLIP_TEMP_MAX_AGE_MIN` | `60` | per-session temporary files (clips, exports) older than this are swept |
+| `VADCLIP_AUTH` | (none) | logins `user:password`, several separated by spaces (`--auth`, repeatable); the login names the reviewer |
+| `VADCLIP_ALERT_URL` | (none) | webhook receiving a JSON POST per flagged segment at or above the alert score (off when empty) |
+| `VADCLIP_ALERT_MIN_SCORE` | `0.8` | peak anomaly score that triggers an alert |
+| `VADCLIP_ALERT_TIMEOUT_S` | `5` | timeout of one delivery attempt |
+| `VADCLIP_ALERT_ATTEMPTS` | `4` | attempts per alert (retries back off exponentially) |
+| `VADCLIP_APP_URL` | (none) | the app's public address, for the link in each alert |
 """
 from __future__ import annotations
 
@@ -22,6 +28,11 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
+
+from vadclip.errors import UserError
+
+from .alerts import AlertSettings
+from .reviewers import parse_auth
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
@@ -42,6 +53,8 @@ class AppConfig:
     queue_size: int = 16
     cache_mb: float = 2048.0
     temp_max_age_min: float = 60.0
+    auth: tuple[tuple[str, str], ...] = ()             # (user, password) logins; empty: no login
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     assets_dir: Path = field(default=ASSETS_DIR)
 
     def __post_init__(self):
@@ -90,7 +103,11 @@ class AppConfig:
                 queue_size=int(get("VADCLIP_QUEUE_SIZE", 16)),
                 cache_mb=float(get("VADCLIP_CACHE_MB", 2048)),
                 temp_max_age_min=float(get("VADCLIP_TEMP_MAX_AGE_MIN", 60)),
+                auth=tuple(parse_auth(get("VADCLIP_AUTH", "").split())),
+                alerts=AlertSettings.from_env(env),
             )
+        except UserError as e:
+            raise ValueError(f"bad VADCLIP_* environment variable: {e}") from None
         except ValueError as e:
             raise ValueError(f"bad VADCLIP_* environment variable: {e}") from None
 
@@ -98,6 +115,11 @@ class AppConfig:
         """These settings overridden by the CLI flags that were given (see `add_arguments`)."""
         given = {f.name: getattr(args, f.name) for f in fields(self)
                  if getattr(args, f.name, None) is not None}
+        if "auth" in given:
+            try:
+                given["auth"] = tuple(parse_auth(given["auth"]))
+            except UserError as e:
+                raise ValueError(str(e)) from None
         for name in ("models_dir", "data_dir", "data_root"):
             if name in given:
                 given[name] = Path(given[name])
@@ -117,5 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, help="(VADCLIP_CONCURRENCY)")
     parser.add_argument("--queue-size", dest="queue_size", type=int, help="(VADCLIP_QUEUE_SIZE)")
     parser.add_argument("--cache-mb", dest="cache_mb", type=float, help="(VADCLIP_CACHE_MB)")
+    parser.add_argument("--auth", action="append", metavar="USER:PASSWORD",
+                        help="require a login; repeat for several moderators (VADCLIP_AUTH)")
     parser.add_argument("--temp-max-age-min", dest="temp_max_age_min", type=float,
                         help="(VADCLIP_TEMP_MAX_AGE_MIN)")

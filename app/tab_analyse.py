@@ -12,10 +12,12 @@ from vadclip.errors import UserError
 from vadclip.results import DetectionParams
 
 from . import handlers as h
+from .desk import key_help_html
 from .handlers import AppContext
 from .models import PRESET_CHOICES
 from .plots import timeline_figure
 from .state import Session
+from .tab_review import ReviewerBox
 from .wiring import PRIVATE, gpu_decorator, guard, options, session_id
 
 BRANCH_CHOICES = [("model's default", h.MODEL_DEFAULT_BRANCH), ("C-branch", "c"), ("A-branch", "a")]
@@ -45,8 +47,10 @@ def _timeline(session: Session):
     return timeline_figure(scores, session.selected, RANDOM_WEIGHTS_WARNING if scores.random_weights else "")
 
 
-def build_analyse_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State) -> AnalyseTab:
-    """The Analyse tab's components and events (call inside `gr.Tabs`)."""
+def build_analyse_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State,
+                      reviewer: ReviewerBox | None = None) -> AnalyseTab:
+    """The Analyse tab's components and events (call inside `gr.Tabs`); decisions are recorded
+    with `reviewer`'s name (None: a hidden empty one, i.e. the login or anonymous)."""
     config = ctx.config
     vocab_names = list(ctx.vocabularies)
     first_normal, first_anomalies = h.preset_vocabulary(ctx, vocab_names[0])
@@ -102,35 +106,40 @@ def build_analyse_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State) -> An
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
                 segments = gr.Dataframe(headers=h.SEGMENT_COLUMNS, value=[], interactive=False,
-                                        label="Detected segments (select a row to preview and review it)",
+                                        label="Detected segments (select a row, or j / k, to play and review it)",
                                         elem_id="segment-table", type="array", wrap=True)
                 with gr.Row():
                     quick_note = gr.Textbox(label="Note", placeholder="optional", scale=3,
                                             elem_id="quick-note", max_lines=1)
-                    quick_confirm = gr.Button("Confirm", variant="primary", scale=1,
+                    quick_confirm = gr.Button("Confirm (c)", variant="primary", scale=1,
                                               elem_id="quick-confirm", min_width=90)
-                    quick_dismiss = gr.Button("Dismiss", variant="stop", scale=1,
+                    quick_dismiss = gr.Button("Dismiss (d)", variant="stop", scale=1,
                                               elem_id="quick-dismiss", min_width=90)
+                with gr.Row(equal_height=True):
+                    quick_label = gr.Textbox(label="New class (r; Enter relabels)", max_lines=1, scale=3,
+                                             elem_id="quick-label")
+                    quick_relabel = gr.Button("Relabel", scale=1, elem_id="quick-relabel", min_width=90)
+                gr.HTML(key_help_html("key-help-analyse"))
             with gr.Column(scale=4):
                 preview_caption = gr.Markdown("Select a segment to see it.", elem_id="preview-caption")
                 preview_strip = gr.Gallery(label="Frames of the segment", columns=6, height=130,
                                            elem_id="preview-strip", object_fit="contain")
-                preview_clip = gr.Video(label="Segment clip", elem_id="preview-clip", height=220,
-                                        interactive=False, autoplay=False)
         # API only (scripts, load tests): `/decide_segment(number, action, note)`
         api_segment = gr.Number(visible=False, precision=0)
         api_action = gr.Textbox(visible=False)
+        api_reviewer = gr.Textbox(visible=False)
         api_trigger = gr.Button(visible=False)
+        reviewer_name = reviewer.name if reviewer is not None else gr.Textbox(visible=False)
 
     # ------------------------------------------------------------------ analysis and re-scoring
     detect_inputs = [threshold, branch, min_gap, min_duration]
     rescore_inputs = [session, normal, anomalies, model, preset, *detect_inputs]
-    view_outputs = [session, banner, summary, plot, segments, preview_caption, preview_strip, preview_clip]
+    view_outputs = [session, banner, summary, plot, segments, preview_caption, preview_strip]
 
     def view(sess: Session):
         return (sess, banner_html(sess.scores.random_weights), h.summary_markdown(sess.scores),
                 gr.Plot(_timeline(sess), visible=True), h.segment_rows(ctx, sess),
-                "Select a segment to see it.", None, None)
+                "Select a segment to see it.", None)
 
     @gpu_decorator()
     def run_analysis(sess, video_path, normal_text, anomaly_text, model_key, preset_name, samples_value,
@@ -184,30 +193,36 @@ def build_analyse_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State) -> An
     model_file.upload(guard(add_model, 3), [session, model_file], [session, model, model_file], **PRIVATE)
 
     # ------------------------------------------------------------------ preview and quick decisions
-    def preview(sess, evt: gr.SelectData, request: gr.Request):
+    # the page seeks the player itself (app/desk.js); the server only sends the frame strip
+    def preview(sess, evt: gr.SelectData):
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else int(evt.index)
-        new, (strip, clip, caption) = h.select_segment(sess, index, ctx.session_dir(session_id(request)))
-        return new, caption, strip, str(clip), _timeline(new)
+        new, (strip, caption) = h.select_segment(sess, index)
+        return new, caption, strip
 
-    segments.select(guard(preview, 5), [session], [session, preview_caption, preview_strip, preview_clip, plot],
-                    **PRIVATE)
+    segments.select(guard(preview, 3), [session], [session, preview_caption, preview_strip],
+                    show_progress="hidden", **PRIVATE)
 
     def quick_decide(action: str):
-        def decide(sess, note_text):
-            record = h.decide_selected(ctx, sess, action, note_text)
-            gr.Info(f"segment #{sess.selected + 1} {record.status}")
-            return h.segment_rows(ctx, sess), ""
+        def decide(sess, note_text, label_text, typed, request: gr.Request, profile: gr.OAuthProfile | None):
+            record = h.decide_selected(ctx, sess, action, note_text, new_label=label_text,
+                                       reviewer=ReviewerBox.who(typed, request, profile))
+            gr.Info(f"segment #{sess.selected + 1} {record.status} (by {record.reviewer})")
+            return h.segment_rows(ctx, sess), "", ""
         return decide
 
-    decided = [button.click(guard(quick_decide(action), 2), [session, quick_note], [segments, quick_note],
-                            **PRIVATE)
-               for button, action in ((quick_confirm, "confirm"), (quick_dismiss, "dismiss"))]
+    quick_inputs, quick_outputs = [session, quick_note, quick_label, reviewer_name], [segments, quick_note, quick_label]
+    decided = [button.click(guard(quick_decide(action), 3), quick_inputs, quick_outputs, **PRIVATE)
+               for button, action in ((quick_confirm, "confirm"), (quick_dismiss, "dismiss"),
+                                      (quick_relabel, "relabel"))]
+    decided.append(quick_label.submit(guard(quick_decide("relabel"), 3), quick_inputs, quick_outputs, **PRIVATE))
 
-    def decide_segment(sess, number, action, note_text):
-        h.decide_segment(ctx, sess, number, action, note_text)
+    def decide_segment(sess, number, action, note_text, reviewer, request: gr.Request):
+        h.decide_segment(ctx, sess, number, action, note_text,
+                         reviewer=ReviewerBox.who(reviewer, request, None))
         return h.segment_rows(ctx, sess)
 
-    api_trigger.click(guard(decide_segment, 1, user_errors="error"), [session, api_segment, api_action, quick_note],
+    api_trigger.click(guard(decide_segment, 1, user_errors="error"),
+                      [session, api_segment, api_action, quick_note, api_reviewer],
                       [segments], api_name="decide_segment")
 
     # ------------------------------------------------------------------ page load: new checkpoints

@@ -3,7 +3,7 @@
 
 Everything shared (model registry, review database, feature cache, trainer) is created here, per
 app, in an `AppContext`; per-tab state is a `gr.State(Session)`. The public API is `/analyse`,
-`/rescore`, `/decide_segment` and `/start_training`; every other event is private.
+`/rescore`, `/decide_segment`, `/export_reviews` and `/start_training`; every other event is private.
 """
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import gradio as gr
 
 from . import handlers as h
 from .config import AppConfig
+from .desk import CSS as DESK_CSS, head_html
 from .state import Session
 from .tab_about import build_about_tab
 from .tab_analyse import build_analyse_tab
-from .tab_review import build_review_tab
+from .tab_review import build_review_tab, build_reviewer_box
 from .tab_train import build_train_tab
 from .wiring import session_id
 
@@ -43,7 +44,9 @@ def launch_options(config: AppConfig) -> dict:
     example videos and the models folder, for checkpoint downloads; never the data folder)."""
     return dict(
         theme=gr.themes.Soft(primary_hue="indigo", secondary_hue="rose"),
-        css=CSS,
+        css=CSS + DESK_CSS,
+        head=head_html(),                  # player/timeline sync and review keys (app/desk.js)
+        auth=list(config.auth) or None,    # --auth user:password: the login names the reviewer
         max_file_size=f"{config.max_upload_mb:g}mb",
         allowed_paths=[str(config.assets_dir.resolve()), str(config.models_dir.resolve())],
         footer_links=[],
@@ -59,9 +62,10 @@ def build_demo(config: AppConfig) -> gr.Blocks:
         demo.vadclip_context = ctx          # for tests and clean shutdown
         session = gr.State(Session())
         gr.HTML(INTRO)
+        reviewer = build_reviewer_box()
         with gr.Tabs(elem_id="tabs"):
-            analyse = build_analyse_tab(ctx, demo, session)
-            review = build_review_tab(ctx, demo, session, analyse.segments)
+            analyse = build_analyse_tab(ctx, demo, session, reviewer)
+            review = build_review_tab(ctx, demo, session, analyse.segments, reviewer)
             build_train_tab(ctx, demo, session, analyse.model)
             build_about_tab(config, ctx.device)
         review.refresh_after(analyse.queue_changed)

@@ -171,7 +171,8 @@ def test_public_api_is_the_documented_set(tmp_path, official_dir):
     api_line = re.search(r"`gradio_client`\s+API:(.{0,400}?)\n\n", readme, re.S)
     assert api_line, "README: the app section lists the `gradio_client` API"
     documented = set(re.findall(r"`(/[a-z_]+)", api_line.group(1)))
-    assert public == documented == {"/analyse", "/rescore", "/decide_segment", "/start_training"}
+    assert public == documented == {"/analyse", "/rescore", "/decide_segment", "/export_reviews",
+                                     "/start_training"}
 
 
 def test_guard_shows_user_errors_and_hides_bugs(caplog):

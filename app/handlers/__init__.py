@@ -14,8 +14,10 @@ from .analysis import (DEFAULT_SAMPLES_PER_SNIPPET, MODEL_DEFAULT_BRANCH, SAMPLE
                        preset_vocabulary, rescore, segment_preview, segment_rows, select_segment,
                        summary_markdown, upload_model, vocabulary_boxes)
 from .context import AppContext, SessionJobs, load_vocabularies
-from .review import (EXPORT_FORMATS, REVIEW_ACTIONS, REVIEW_COLUMNS, REVIEW_FILTERS, decide, export_reviews,
-                     item_markdown, review_item, review_records, review_rows)
+from .review import (ALL, DEFAULT_PAGE_SIZE, EXPORT_FORMATS, REVIEW_ACTIONS, REVIEW_COLUMNS, REVIEW_FILTERS,
+                     SORT_CHOICES, FilterChoices, QueueView, bulk_apply, bulk_markdown, bulk_preview, decide,
+                     export_reviews, filter_choices, history_markdown, item_markdown, queue_filter, queue_view,
+                     review_item, review_records, review_row, review_rows, reviewer_name)
 from .train import (TrainingFiles, TrainingView, cancel_training, default_preset, default_training_files,
                     init_choices, recipe, start_training, training_file_choices, training_files,
                     training_view)
@@ -28,8 +30,10 @@ __all__ = [
     "upload_model", "check_video_upload", "analyse", "rescore", "auto_rescore", "summary_markdown",
     "segment_rows", "segment_preview", "select_segment", "decide_selected", "decide_segment",
     # review
-    "REVIEW_COLUMNS", "REVIEW_FILTERS", "REVIEW_ACTIONS", "EXPORT_FORMATS", "review_records",
-    "review_rows", "review_item", "item_markdown", "decide", "export_reviews",
+    "REVIEW_COLUMNS", "REVIEW_FILTERS", "REVIEW_ACTIONS", "EXPORT_FORMATS", "ALL", "SORT_CHOICES",
+    "DEFAULT_PAGE_SIZE", "FilterChoices", "QueueView", "reviewer_name", "queue_filter", "filter_choices",
+    "queue_view", "review_row", "review_records", "review_rows", "review_item", "item_markdown",
+    "history_markdown", "decide", "bulk_preview", "bulk_markdown", "bulk_apply", "export_reviews",
     # train
     "TrainingFiles", "TrainingView", "default_preset", "recipe", "init_choices", "training_files",
     "default_training_files", "training_file_choices", "start_training", "cancel_training",

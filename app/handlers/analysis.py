@@ -194,7 +194,8 @@ def auto_rescore(ctx: AppContext, session: Session, normal: str, anomalies: str,
 
 
 def _publish(ctx: AppContext, session: Session, scores: VideoScores) -> Session:
-    """Store new scores in the session and put their segments in the review queue."""
+    """Store new scores in the session, put their segments in the review queue and alert on
+    the high-scoring ones (when alerts are configured)."""
     missing = [s for s in scores.segments if (s.start_frame, s.end_frame) not in session.thumbnails]
     if missing and session.video_path and session.features is not None:
         thumbs = media.segment_thumbnails(session.video_path, session.features.info, missing)
@@ -202,6 +203,7 @@ def _publish(ctx: AppContext, session: Session, scores: VideoScores) -> Session:
     thumbnails = {n: session.thumbnails.get((s.start_frame, s.end_frame))
                   for n, s in enumerate(scores.segments)}
     records = ctx.store.sync_segments(scores, {n: t for n, t in thumbnails.items() if t})
+    ctx.alerter.notify(scores, [r.id for r in records])      # background; never blocks or raises
     return replace(session, scores=scores, review_ids=[r.id for r in records], selected=None)
 
 
@@ -237,40 +239,39 @@ def segment_rows(ctx: AppContext, session: Session) -> list[list]:
     return rows
 
 
-def segment_preview(session: Session, index: int, out_dir: Path | None = None) -> tuple[list, Path, str]:
-    """Thumbnail strip, trimmed clip (written into `out_dir`, e.g. the session's temp folder)
-    and caption of segment `index` (0-based)."""
+def segment_preview(session: Session, index: int) -> tuple[list, str]:
+    """Frame strip and caption of segment `index` (0-based). The segment itself is watched in the
+    uploaded video's player (the page seeks it), so no clip is written."""
     scores = session.scores
     if scores is None or session.features is None or session.video_path is None:
         raise UserError("analyse a video first")
     if not 0 <= index < len(scores.segments):
         raise UserError(f"no segment #{index + 1}")
     seg = scores.segments[index]
-    info = session.features.info
-    strip = media.segment_strip(session.video_path, info, seg)
-    clip = media.write_segment_clip(session.video_path, info, seg, out_dir=out_dir)
+    strip = media.segment_strip(session.video_path, session.features.info, seg)
     caption = (f"**Segment #{index + 1}: {seg.label}** ({seg.confidence:.2f}), "
                f"{seg.start_s:.1f}-{seg.end_s:.1f} s, peak score {seg.peak_score:.2f}")
-    return strip, clip, caption
+    return strip, caption
 
 
-def select_segment(session: Session, index: int, out_dir: Path | None = None
-                   ) -> tuple[Session, tuple[list, Path, str]]:
+def select_segment(session: Session, index: int) -> tuple[Session, tuple[list, str]]:
     """Select segment `index` (0-based) for the quick decisions; returns the session and the
     segment's `segment_preview`."""
-    preview = segment_preview(session, index, out_dir)
+    preview = segment_preview(session, index)
     return replace(session, selected=index), preview
 
 
-def decide_selected(ctx: AppContext, session: Session, action: str, note: str = "") -> ReviewRecord:
-    """Confirm / dismiss (any review action) the segment selected in the table."""
+def decide_selected(ctx: AppContext, session: Session, action: str, note: str = "", new_label: str = "",
+                    reviewer: str = "") -> ReviewRecord:
+    """Confirm / dismiss / relabel (any review action) the segment selected in the table."""
     if session.scores is None or session.selected is None:
         raise UserError("select a segment in the table first")
-    return decide(ctx, session.review_ids[session.selected], action, note=note)
+    return decide(ctx, session.review_ids[session.selected], action, new_label=new_label, note=note,
+                  reviewer=reviewer)
 
 
 def decide_segment(ctx: AppContext, session: Session, number: int | float | None, action: str,
-                   note: str = "") -> ReviewRecord:
+                   note: str = "", reviewer: str = "") -> ReviewRecord:
     """Decide segment `number` (1-based, as shown in the table) of this session's analysis: the
     API's version of the Confirm / Dismiss buttons."""
     if session.scores is None or not session.review_ids:
@@ -278,4 +279,4 @@ def decide_segment(ctx: AppContext, session: Session, number: int | float | None
     index = int(number or 0) - 1
     if not 0 <= index < len(session.review_ids):
         raise UserError(f"no segment #{index + 1}")
-    return decide(ctx, session.review_ids[index], str(action), note=note)
+    return decide(ctx, session.review_ids[index], str(action), note=note, reviewer=reviewer)

@@ -13,6 +13,7 @@ from vadclip.errors import UserError
 from vadclip.features import FeatureCache
 from vadclip.utils import resolve_device
 
+from ..alerts import Alerter
 from ..config import AppConfig
 from ..models import ModelRegistry
 from ..review_db import ReviewStore
@@ -61,6 +62,7 @@ class AppContext:
     vocabularies: dict[str, list[str]]
     trainer: Trainer
     temp: TempFiles
+    alerter: Alerter = field(default_factory=Alerter)        # webhook alerts (off by default)
     jobs: SessionJobs = field(default_factory=SessionJobs)
 
     @classmethod
@@ -76,10 +78,12 @@ class AppContext:
             vocabularies=load_vocabularies(config.assets_dir / "vocabularies.json"),
             trainer=Trainer(),
             temp=_start_temp(config),
+            alerter=Alerter(config.alerts),
         )
 
     def close(self) -> None:
         self.trainer.cancel()
+        self.alerter.close(wait=False)
         self.store.close()
         self.temp.sweep()
 
