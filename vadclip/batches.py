@@ -57,18 +57,21 @@ def resample_features(features: np.ndarray, length: int) -> tuple[np.ndarray, in
 
 
 def read_train_entries(source: str | os.PathLike, preset: str, root: str | os.PathLike | None = None,
-                       check_labels: bool = True) -> list[formats.FeatureListEntry]:
+                       check_labels: bool = True, features_root: str | os.PathLike | None = None
+                       ) -> list[formats.FeatureListEntry]:
     """Entries of a training set: an official ``path,label`` CSV, or a class-folder layout.
 
     With `root`, every file must resolve inside it. CSV labels are checked against the preset
-    unless `check_labels` is False. Raises `formats.DataError` listing every problem.
+    unless `check_labels` is False; `features_root` finds a CSV's missing files by name under it
+    (`formats.read_feature_list`). Raises `formats.DataError` listing every problem.
     """
     source = Path(source)
     if source.is_dir():
         if root is not None and not source.resolve().is_relative_to(Path(root).resolve()):
             raise formats.DataError(f"feature folder {source}: outside the data root {root}")
         return formats.scan_feature_folder(source, preset)
-    return formats.read_feature_list(source, root=root, preset=preset if check_labels else None)
+    return formats.read_feature_list(source, root=root, preset=preset if check_labels else None,
+                                     features_root=features_root)
 
 
 class FeatureClips(Dataset):

@@ -81,15 +81,19 @@ def _one_entry_per_video(entries: list[formats.FeatureListEntry]) -> list[format
 
 
 def load_eval_set(test_list: str | Path, annotations: str | Path | list, preset: str = "xd",
-                  dim: int = 512, root: str | Path | None = None) -> EvalSet:
+                  dim: int = 512, root: str | Path | None = None,
+                  features_root: str | Path | None = None) -> EvalSet:
     """Read a test feature list and its annotations, checking everything before loading.
 
     `annotations` is one file or a list of files in the official formats (for XD,
     ``annotations_multiclasses.txt`` gives both the frame ground truth and the detection mAP;
-    ``annotations.txt`` alone gives no mAP). Raises `formats.DataError` listing every problem.
+    ``annotations.txt`` alone gives no mAP). `features_root`: listed files that do not exist are
+    found by name under it (`formats.read_feature_list`). Raises `formats.DataError` listing every
+    problem.
     """
     get_preset(preset)
-    entries = _one_entry_per_video(formats.read_feature_list(test_list, root=root, preset=preset))
+    entries = _one_entry_per_video(formats.read_feature_list(test_list, root=root, preset=preset,
+                                                             features_root=features_root))
     files = annotations if isinstance(annotations, (list, tuple)) else [annotations]
     # The official frame ground truth of XD comes from annotations.txt and its detection ground
     # truth from annotations_multiclasses.txt; the two differ slightly, so each is taken from its
@@ -164,25 +168,50 @@ def score_eval_set(model: VadCLIP, eval_set: EvalSet, class_names: list[str] | N
     return coarse_c, coarse_a, fine
 
 
-def evaluate(model: VadCLIP, eval_set: EvalSet, class_names: list[str] | None = None) -> EvalResult:
-    """Official metrics of `model` on `eval_set` (both branches, frame level; detection mAP)."""
-    coarse_c, coarse_a, fine = score_eval_set(model, eval_set, class_names)
+@dataclass
+class EvalScores:
+    """Per-video snippet scores of a test set (lists in the test set's video order), whatever
+    produced them: the official path (`score_eval_set_official`) or `improvements`' options."""
+
+    coarse_c: list[np.ndarray]      # [N_i] C-branch anomaly scores
+    coarse_a: list[np.ndarray]      # [N_i] A-branch anomaly scores, 1 - fine[:, normal]
+    fine: list[np.ndarray]          # [N_i, C] class probabilities
+    random_weights: bool = False
+
+
+def score_eval_set_official(model: VadCLIP, eval_set: EvalSet) -> EvalScores:
+    """The official test-time scores of every video (`score_eval_set`)."""
+    coarse_c, coarse_a, fine = score_eval_set(model, eval_set)
+    return EvalScores(coarse_c, coarse_a, fine, model.clip_info.random_weights)
+
+
+def metrics_of_scores(eval_set: EvalSet, scores: EvalScores) -> EvalResult:
+    """The official metrics of per-video scores: frame AUC / AP / AnoAUC of both branches and the
+    detection mAP. The one place these metrics are computed (`evaluate` is this on the official scores)."""
+    if [len(s) for s in scores.coarse_c] != eval_set.n_snippets:
+        raise ValueError("scores do not match the test set's videos (count or lengths differ)")
     frames = metrics.snippets_to_frames
     gt = eval_set.frame_gt
-    abnormal_frames = np.repeat(eval_set.abnormal_video, np.array(eval_set.n_snippets) * formats.SNIPPET_FRAMES)
+    abnormal_frames = np.repeat(eval_set.abnormal_video, np.array(eval_set.n_snippets) * metrics.FRAMES_PER_SNIPPET)
     result = {}
-    for branch, scores in (("c", coarse_c), ("a", coarse_a)):
-        s = frames(np.concatenate(scores))
+    for branch, branch_scores in (("c", scores.coarse_c), ("a", scores.coarse_a)):
+        s = frames(np.concatenate(branch_scores))
         result[f"auc_{branch}"] = metrics.frame_auc(s, gt)
         result[f"ap_{branch}"] = metrics.frame_ap(s, gt)
         result[f"anoauc_{branch}"] = (metrics.frame_auc(s[abnormal_frames], gt[abnormal_frames])
                                       if abnormal_frames.any() else float("nan"))
     map_percent = None
     if eval_set.det_segments is not None:
-        map_percent = metrics.detection_map(fine, eval_set.det_segments, eval_set.det_labels,
+        map_percent = metrics.detection_map(scores.fine, eval_set.det_segments, eval_set.det_labels,
                                             eval_set.det_classlist, iou_thresholds=metrics.IOU_THRESHOLDS)
     return EvalResult(**result, map_percent=map_percent, n_videos=len(eval_set.names),
-                      random_weights=model.clip_info.random_weights)
+                      random_weights=scores.random_weights)
+
+
+def evaluate(model: VadCLIP, eval_set: EvalSet, class_names: list[str] | None = None) -> EvalResult:
+    """Official metrics of `model` on `eval_set` (both branches, frame level; detection mAP)."""
+    coarse_c, coarse_a, fine = score_eval_set(model, eval_set, class_names)
+    return metrics_of_scores(eval_set, EvalScores(coarse_c, coarse_a, fine, model.clip_info.random_weights))
 
 
 def format_table(result: EvalResult) -> str:

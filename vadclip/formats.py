@@ -32,6 +32,7 @@ import numpy as np
 from .constants import SNIPPET_FRAMES
 from .errors import UserError
 from .config import get_preset
+from .feature_root import MAX_SHOWN, FeatureRoot, Found, Resolution, likely_fix, listed_parts, resolve_listed_paths
 
 ANNOTATION_FORMATS = ("xd_binary", "xd_multiclass", "ucf")
 DETECTION_NORMAL_LABEL = "A"         # label of a normal video's whole-video segment (both presets)
@@ -92,11 +93,16 @@ def _resolve_inside(base: Path, text: str, root: Path | None) -> Path:
 
 
 def read_feature_list(csv_path: str | os.PathLike, root: str | os.PathLike | None = None,
-                      preset: str | None = None) -> list[FeatureListEntry]:
+                      preset: str | None = None, features_root: str | os.PathLike | None = None
+                      ) -> list[FeatureListEntry]:
     """Read a ``path,label`` CSV; relative paths resolve against the CSV's folder.
 
     With `root`, every path must stay inside it (no absolute paths, no ``..``, no symlink out).
-    With `preset`, every label is also parsed. All problems are reported in one `DataError`.
+    With `preset`, every label is also parsed. With `features_root` (lists as downloaded, whose
+    rows are another machine's paths), a listed file that does not exist is found by its name
+    under that folder (`feature_root.resolve_listed_paths`); files found nowhere or more than once
+    are reported with the first 10 problems, the count and the likely fix. All problems are
+    reported in one `DataError`.
     """
     csv_path = Path(csv_path)
     what = f"feature list {csv_path}"
@@ -117,6 +123,7 @@ def read_feature_list(csv_path: str | os.PathLike, root: str | os.PathLike | Non
 
     entries: list[FeatureListEntry] = []
     problems: list[str] = []
+    listed: list[tuple[int, str, str]] = []      # (entry index, path as listed, row) to find under features_root
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue
@@ -128,8 +135,12 @@ def read_feature_list(csv_path: str | os.PathLike, root: str | os.PathLike | Non
             row_problems.append(f"{where}: empty path")
         else:
             try:
-                name, crop = split_feature_file_name(Path(path_text).name)
-                path = _resolve_inside(base, path_text, root_dir)
+                name, crop = split_feature_file_name((listed_parts(path_text) or (path_text,))[-1])
+                if features_root is None:
+                    path = _resolve_inside(base, path_text, root_dir)
+                else:                       # resolved below, as listed or by name
+                    path = Path(path_text)
+                    listed.append((len(entries), path_text, where))
             except DataError as err:
                 row_problems.append(f"{where}: {err}")
         if not label:
@@ -145,7 +156,38 @@ def read_feature_list(csv_path: str | os.PathLike, root: str | os.PathLike | Non
             entries.append(FeatureListEntry(path=path, label=label, name=name, crop=crop))
     if not entries and not problems:
         problems.append("the list has no rows; add one 'path,label' row per feature file")
+    if features_root is not None and listed:
+        entries = _find_listed_files(entries, listed, base, features_root, root_dir, problems, what)
     _raise_problems(problems, what)
+    return entries
+
+
+def _find_listed_files(entries: list[FeatureListEntry], listed: list[tuple[int, str, str]], base: Path,
+                       features_root: str | os.PathLike, root_dir: Path | None, problems: list[str],
+                       what: str) -> list[FeatureListEntry]:
+    """`entries` with the listed paths resolved as listed or by name under `features_root`
+    (`feature_root.resolve_listed_paths`); what cannot be resolved raises the summary `DataError`
+    (with any `problems` of the other rows). With `root_dir` (a server confining paths) absolute
+    listed paths are only searched by name, and every file must lie inside `root_dir`."""
+    try:
+        froot = FeatureRoot(features_root)
+    except ValueError as err:
+        raise DataError(f"{what}: {err}") from None
+    if root_dir is not None and not froot.path.resolve().is_relative_to(root_dir):
+        raise DataError(f"{what}: features root {features_root} is outside {root_dir}")
+    report = resolve_listed_paths([text for _, text, _ in listed], froot, base=base,
+                                  wheres=[where for _, _, where in listed], allow_absolute=root_dir is None)
+    if report.problems:
+        summary, lines = report.error_parts(what)
+        if not problems:
+            raise DataError(summary, lines)
+        raise DataError(f"{what}: {len(problems)} problem(s); {summary.split(': ', 1)[-1]}", [*problems, *lines])
+    entries = list(entries)
+    for (i, text, where), found in zip(listed, report.paths):
+        path = found.resolve()
+        if root_dir is not None and not path.is_relative_to(root_dir):
+            problems.append(f"{where}: {text}: resolves to {path}, outside {root_dir}")
+        entries[i] = FeatureListEntry(path=path, label=entries[i].label, name=entries[i].name, crop=entries[i].crop)
     return entries
 
 
@@ -503,10 +545,13 @@ def load_features(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+MISSING_FILE = "missing file"
+
+
 def _feature_file_problem(path: Path, dim: int) -> str | None:
     """What is wrong with one feature file, or None."""
     if not path.is_file():
-        return "missing file"
+        return MISSING_FILE
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
@@ -536,6 +581,7 @@ def check_feature_files(entries: Sequence[FeatureListEntry], dim: int = 512,
     raises one `DataError` naming each video. Normal videos need no annotation.
     """
     problems: list[str] = []
+    missing: list[Resolution] = []
     if not entries:
         problems.append("no feature files")
     with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
@@ -544,6 +590,8 @@ def check_feature_files(entries: Sequence[FeatureListEntry], dim: int = 512,
             if problem is not None:
                 crop = f" crop {entry.crop}" if entry.crop is not None else ""
                 problems.append(f"{entry.name}{crop}: {problem} ({entry.path})")
+                if problem == MISSING_FILE:
+                    missing.append(Resolution(str(entry.path), Found.MISSING))
     if annotations is not None:
         for name, group in group_by_video(entries).items():
             label = group[0].label
@@ -553,4 +601,10 @@ def check_feature_files(entries: Sequence[FeatureListEntry], dim: int = 512,
                 problems.append(f"{name}: abnormal video (label {label!r}) has no line in the annotations")
             elif not annotations[name]:
                 problems.append(f"{name}: abnormal video (label {label!r}) has no annotated segment")
+    if missing:         # the summary of feature_root: the first problems, the count, the likely fix
+        n = len(problems)
+        problems = problems[:MAX_SHOWN] + ([f"... and {n - MAX_SHOWN} more"] if n > MAX_SHOWN else [])
+        problems.append(f"likely fix: {likely_fix(missing, None)}")
+        raise DataError(f"features: {n} problem(s), {len(missing)} of {len(entries)} listed files not found",
+                        problems)
     _raise_problems(problems, "features")

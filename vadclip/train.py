@@ -84,6 +84,8 @@ class TrainConfig:
     ema_decay: float = 0.0            # > 0: evaluate and keep an exponential moving average of the weights
     data_root: str | None = None      # every feature path must resolve inside it
     amp: bool = True                  # bfloat16 autocast on CUDA (ignored on CPU)
+    features_root: str | None = None  # listed files that do not exist are found by name under it
+    padding_aware_attention: bool = False   # improvement (issue 16): ModelConfig.padding_aware_attention
 
 
 @dataclass
@@ -146,7 +148,7 @@ def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -
     else:
         try:
             entries = read_train_entries(config.train_list, config.preset, root=config.data_root,
-                                         check_labels=False)
+                                         check_labels=False, features_root=config.features_root)
             n_before = len(problems)
             for entry in entries:     # labels and files checked separately, so both are reported
                 try:
@@ -170,7 +172,7 @@ def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -
         else:
             try:
                 eval_set = load_eval_set(config.test_list, config.annotations, preset=config.preset,
-                                         dim=dim, root=config.data_root)
+                                         dim=dim, root=config.data_root, features_root=config.features_root)
             except formats.DataError as err:
                 collect(err, f"test list {config.test_list}")
             except OSError as err:
@@ -183,8 +185,12 @@ def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -
 def _build_model(config: TrainConfig, device: str) -> VadCLIP:
     """The starting model: `init` (official .pth or ours) or a fresh adapter on `config.clip`."""
     if config.init is None:
-        return build_model(config.preset, clip=config.clip, device=device)
+        return build_model(config.preset, clip=config.clip, device=device,
+                           padding_aware_attention=config.padding_aware_attention)
     model = load_vadclip_model(config.init, preset=config.preset, device=device)
+    if config.padding_aware_attention and not model.config.padding_aware_attention:
+        raise TrainError(f"{config.init}: padding-aware attention cannot be switched on for a loaded checkpoint; "
+                         f"train a fresh adapter (no --init) with --padding-aware-attention")
     if model.config.preset != config.preset:
         raise TrainError(f"{config.init}: a {model.config.preset!r} checkpoint, but preset is {config.preset!r}")
     return model
@@ -228,7 +234,7 @@ def seed_everything(seed: int) -> None:
 def _config_record(config: TrainConfig) -> dict:
     """The config as JSON-able values, paths made absolute (for run.json and resume checks)."""
     record = asdict(config)
-    for key in ("train_list", "test_list", "out_dir", "init", "data_root"):
+    for key in ("train_list", "test_list", "out_dir", "init", "data_root", "features_root"):
         if record[key]:
             record[key] = str(Path(record[key]).resolve())
     if isinstance(record["annotations"], str):
