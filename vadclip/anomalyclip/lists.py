@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..feature_root import FeatureRoot, Found, resolve_listed_paths
 from ..formats import DataError, FeatureListEntry, load_features, check_feature_files
 
 Ranges = tuple[tuple[int, int], ...]     # inclusive (first, last) frame ranges
@@ -126,7 +127,42 @@ def parse_video_list(path: str | os.PathLike, features_root: str | os.PathLike, 
             records.append(VideoRecord(fields[0], start, end, label, file))
     if not records and not problems:
         problems.append("the list has no videos")
-    return records, problems
+    records, not_found = find_by_name(records, features_root)
+    return records, problems + not_found
+
+
+# --------------------------------------------------------------------------- lists as downloaded (issue 16)
+
+def find_by_name(records: list[VideoRecord], features_root: str | os.PathLike) -> tuple[list[VideoRecord], list[str]]:
+    """Records whose ``<features_root>/<PATH>.npy`` is missing, looked up by file name under the root
+    (`vadclip.feature_root`: recursive index, ambiguous names resolved by the listed folders).
+
+    Returns (the records, those found by name pointing at their file; the problems): a name found
+    more than once is left out and reported; a name found nowhere keeps its listed path, so the
+    feature-file check reports it with the others (`formats.check_feature_files`: the first 10,
+    the count, the likely fix). A file found by name must lie inside the root (no link out).
+    """
+    missing = [i for i, r in enumerate(records) if not r.feature_file.is_file()]
+    root = Path(features_root)
+    if not missing or not root.is_dir():
+        return records, []
+    report = resolve_listed_paths([records[i].path for i in missing], FeatureRoot(root), base=root, suffix=".npy",
+                                  wheres=[""] * len(missing))
+    found: list[VideoRecord | None] = list(records)
+    problems = []
+    for i, resolution in zip(missing, report.resolutions):
+        if resolution.found is Found.AMBIGUOUS:
+            found[i] = None
+            problems.append(resolution.problem())
+        elif resolution.path is not None:
+            if resolution.path.resolve().is_relative_to(root.resolve()):
+                found[i] = replace(records[i], feature_file=resolution.path.resolve())
+            else:
+                found[i] = None
+                problems.append(f"{records[i].path}: found as {resolution.path}, which resolves outside {root}")
+    if problems:
+        problems.append(f"likely fix: {report.likely_fix()}" if report.count(Found.AMBIGUOUS) else "")
+    return [r for r in found if r is not None], [p for p in problems if p]
 
 
 def read_temporal_annotations(path: str | os.PathLike) -> dict[str, Ranges]:
