@@ -109,10 +109,15 @@ class _PerFrame(ZeroShotDetector):
     frames_per_row = 1
 
 
-def test_per_frame_detectors_are_refused_clearly(official_model, video):
+def test_per_frame_detectors_get_one_row_per_frame(official_model, video, tmp_path):
     det = _PerFrame(official_model.clipmodel, official_model.clip_info, get_tokenizer())
-    with pytest.raises(UserError, match="per-frame features"):
-        video_features(video, det)
+    cache = FeatureCache(tmp_path / "cache")
+    rows = video_features(video, det, cache=cache)
+    snippets = video_features(video, VadCLIPDetector(official_model), cache=cache)
+    assert rows.frames_per_row == 1 and rows.n_rows == rows.info.n_frames and rows.settings.frames_per_row == 1
+    assert snippets.n_rows == rows.info.n_frames // 16 and rows.cache_key != snippets.cache_key
+    scores = score_video_features(rows, det)
+    assert scores.snippet_frames == 1 and scores.samples_per_snippet == 1 and scores.n_snippets == rows.n_rows
 
 
 # --------------------------------------------------------------------------- loader

@@ -1,4 +1,9 @@
-"""`vadclip score VIDEO`: score a video file and list its anomalous segments."""
+"""`vadclip score VIDEO`: score a video file and list its anomalous segments.
+
+The JSON (`--json`) is `VideoScores.to_dict` for every model: one row per `snippet_frames`
+frames (VadCLIP: 16-frame snippets, rows at a stride of 16 frames; AnomalyCLIP: one row per
+frame, ``snippet_frames`` 1, curve ``coarse_score``).
+"""
 from __future__ import annotations
 
 import argparse
@@ -24,10 +29,12 @@ def format_summary(scores: VideoScores) -> str:
         lines += [bar, f"!!! {RANDOM_WEIGHTS_WARNING}", bar]
     p = scores.params
     timings = scores.extras.get("timings", {})
+    rows = (f"{scores.n_snippets} snippets of {scores.snippet_frames} frames "
+            f"({scores.samples_per_snippet} encoded per snippet)" if scores.snippet_frames > 1
+            else f"{scores.n_snippets} rows, one per frame")
     lines += [
         f"video: {scores.video}  {scores.n_frames} frames at {scores.fps:.3f} fps, "
-        f"{scores.duration_s:.2f} s, {scores.n_snippets} snippets of {scores.snippet_frames} frames "
-        f"({scores.samples_per_snippet} encoded per snippet)",
+        f"{scores.duration_s:.2f} s, {rows}",
         f"model: {scores.model}",
         f"classes: {', '.join(scores.class_names)}",
         f"detection: branch {p.branch}, threshold {p.threshold:g}, min gap {p.min_gap_s:g} s, "
@@ -70,14 +77,19 @@ def register(subparsers) -> None:
     defaults = DetectionParams()
     p = subparsers.add_parser(
         "score", help="score a video file and list its anomalous segments",
-        description="Score a video with a trained checkpoint (or CLIP zero-shot): per-snippet "
-                    "anomaly curves, class probabilities and detected segments.")
+        description="Score a video with a trained checkpoint (VadCLIP or AnomalyCLIP) or CLIP "
+                    "zero-shot: anomaly curves per snippet (VadCLIP) or per frame (AnomalyCLIP), "
+                    "class probabilities and detected segments.")
     p.add_argument("video", help="video file (mp4, mkv, avi, mov, webm, ...)")
     p.add_argument("--checkpoint",
-                   help="official .pth, our .safetensors, a run folder, or hf://OWNER/REPO/FILE[@REV]")
+                   help="official VadCLIP .pth or AnomalyCLIP last.ckpt, our .safetensors, a run folder, "
+                        "or hf://OWNER/REPO/FILE[@REV]")
     p.add_argument("--preset", default="auto", choices=PRESET_CHOICES,
-                   help="preset of an official checkpoint (auto: from its shapes), and the default "
-                        "vocabulary of --zero-shot (auto: xd)")
+                   help="preset of an official checkpoint (auto: from its shapes; sht is AnomalyCLIP "
+                        "only), and the default vocabulary of --zero-shot (auto: xd)")
+    p.add_argument("--centroid", default=None, metavar="FILE",
+                   help="normal centroid of an official AnomalyCLIP checkpoint (its run's ncentroid.pt, "
+                        "or a [512] .npy); default: ncentroid.pt beside the checkpoint")
     p.add_argument("--zero-shot", action="store_true",
                    help="CLIP zero-shot scoring instead of a trained model (uses the checkpoint's "
                         "CLIP when --checkpoint is given, else --clip)")
@@ -90,13 +102,15 @@ def register(subparsers) -> None:
                    help=f"flag snippets whose coarse score is >= this (default {defaults.threshold:g})")
     p.add_argument("--branch", default=defaults.branch,
                    help="coarse curve to threshold: VadCLIP c (C-branch, its default) or a "
-                        "(1 - P(normal)); zero-shot has a only (default: the model's first curve)")
+                        "(1 - P(normal)); zero-shot has a only; AnomalyCLIP has score only "
+                        "(default: the model's first curve)")
     p.add_argument("--min-gap", type=float, default=defaults.min_gap_s,
                    help=f"merge segments closer than this many seconds (default {defaults.min_gap_s:g})")
     p.add_argument("--min-duration", type=float, default=defaults.min_duration_s,
                    help=f"drop segments shorter than this many seconds (default {defaults.min_duration_s:g})")
     p.add_argument("--samples-per-snippet", type=int, default=ExtractSettings.samples_per_snippet,
-                   help="frames encoded per 16-frame snippet: 16 (official), 8, 4, 2 or 1 (faster)")
+                   help="frames encoded per 16-frame snippet: 16 (official), 8, 4, 2 or 1 (faster); "
+                        "per-frame models (AnomalyCLIP) always encode every frame")
     p.add_argument("--cache-dir", help="feature cache folder (re-scoring the same video skips decoding)")
     p.add_argument("--max-duration", type=float, default=None, help="refuse videos longer than this (s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
@@ -108,8 +122,10 @@ def load_detector(args: argparse.Namespace, device: str) -> Detector:
     """The detector the options ask for (a checkpoint's, or zero-shot on a CLIP)."""
     if args.checkpoint and args.clip:
         raise OptionError("--clip is only for --zero-shot without --checkpoint (a checkpoint has its own CLIP)")
+    if args.centroid and not args.checkpoint:
+        raise OptionError("--centroid goes with an official AnomalyCLIP --checkpoint")
     if args.checkpoint:
-        loaded = load_model(args.checkpoint, preset=args.preset, device=device)
+        loaded = load_model(args.checkpoint, preset=args.preset, device=device, centroid=args.centroid)
         if not args.zero_shot:
             return loaded.detector
         names = get_preset("xd" if args.preset == "auto" else args.preset).model.class_names
