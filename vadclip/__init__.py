@@ -10,7 +10,8 @@ from .factory import (CheckpointKind, LoadedModel, load_model, load_vadclip_mode
 from .inference import FeatureScores, score_features
 from .model import VadCLIP, VadCLIPOutput
 from .results import DetectionParams, VideoScores
-from .train import TrainConfig, TrainResult, train
+from .train import TrainConfig, TrainResult
+from .methods import train   # VadCLIP or AnomalyCLIP, by the config's type
 from .scoring import VideoFeatureResult, redetect, score_video, score_video_features, video_features
 from .segments import detect_segments
 from . import losses, metrics
