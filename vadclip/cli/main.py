@@ -5,10 +5,10 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import evaluate, extract, score, train
+from . import evaluate, extract, reproduce, score, train
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = (evaluate, extract, score, train)
+COMMANDS = (evaluate, extract, reproduce, score, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,199 @@
+"""`vadclip reproduce`: the official evaluation of a released checkpoint on the authors' released
+features, printed beside the numbers the paper reports (`paper_numbers`).
+
+    vadclip reproduce --method vadclip --preset xd --checkpoint model_xd.pth --features-root XDTestClipFeatures \
+        --test-list list/xd_CLIP_rgbtest.csv --annotations annotations.txt --annotations annotations_multiclasses.txt
+    vadclip reproduce --method anomalyclip --preset xd --checkpoint last.ckpt --centroid ncentroid.pt \
+        --features-root features --test-list Anomaly_Test.txt \
+        --annotations Temporal_Anomaly_Annotation_for_Testing_Videos.txt
+
+The test-time improvements of `improvements.TestTimeOptions` (VadCLIP only) are opt-in flags, shared
+with `vadclip eval` (`add_test_time_flags` / `test_time_options`); without them the path is the official one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OptionError
+from ..formats import DataError
+from ..improvements import RESAMPLE_METHODS, SMOOTH_KINDS, TestTimeOptions
+from ..methods import METHODS
+from ..paper_numbers import format_comparison, paper_numbers
+from ..utils import atomic_write, resolve_device
+
+
+# --------------------------------------------------------------------------- test-time options (eval, reproduce)
+
+def add_test_time_flags(parser: argparse.ArgumentParser) -> None:
+    """The opt-in test-time improvements (default off = the official test path)."""
+    g = parser.add_argument_group("test-time improvements (VadCLIP; off by default = official)")
+    g.add_argument("--resample", choices=RESAMPLE_METHODS,
+                   help="score a video longer than the model's length as one resampled clip, mapped back "
+                        "(DeSC 2026 test-time resampling; improvements.score_features_resampled)")
+    g.add_argument("--resample-short", action="store_true",
+                   help="with --resample, also stretch videos shorter than the model's length")
+    g.add_argument("--smooth", type=int, default=1, metavar="WIDTH",
+                   help="centred moving average of each video's scores over WIDTH snippets, odd "
+                        "(score smoothing as in LEC-VAD / PEL4VAD; improvements.smooth_scores; 1 = off)")
+    g.add_argument("--smooth-kind", choices=SMOOTH_KINDS, default="mean", help="smoothing window shape")
+
+
+def test_time_options(args: argparse.Namespace) -> TestTimeOptions:
+    """The `TestTimeOptions` of the parsed flags; OptionError for impossible values."""
+    if args.resample_short and args.resample is None:
+        raise OptionError("--resample-short needs --resample bins|linear")
+    try:
+        return TestTimeOptions(resample=args.resample, resample_short=args.resample_short,
+                               smooth_width=args.smooth, smooth_kind=args.smooth_kind)
+    except ValueError as err:
+        raise OptionError(f"test-time options: {err}") from None
+
+
+# --------------------------------------------------------------------------- the command
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reproduce", help="official evaluation of a released checkpoint, beside the paper's numbers",
+        description="Run the official evaluation of --method on the authors' released features and test files "
+                    "and print the paper's reported numbers beside ours (see the README, 'Reproduce the "
+                    "papers' tables', for which official file is which).")
+    p.add_argument("--method", choices=METHODS, required=True)
+    p.add_argument("--preset", required=True, choices=("xd", "ucf", "sht"),
+                   help="vadclip: xd, ucf; anomalyclip: xd, ucf, sht")
+    p.add_argument("--checkpoint", required=True,
+                   help="vadclip: model_xd.pth / model_ucf.pth (or ours); anomalyclip: last.ckpt (or ours)")
+    p.add_argument("--features-root", required=True,
+                   help="folder holding the downloaded features; listed files are found by name under it")
+    p.add_argument("--test-list", required=True,
+                   help="vadclip: list/xd_CLIP_rgbtest.csv or list/ucf_CLIP_rgbtest.csv; anomalyclip: Anomaly_Test.txt")
+    p.add_argument("--annotations", required=True, action="append",
+                   help="vadclip: the official annotation file(s), repeatable; anomalyclip: "
+                        "Temporal_Anomaly_Annotation_for_Testing_Videos.txt")
+    p.add_argument("--centroid", help="anomalyclip: the run's ncentroid.pt (default: one beside the checkpoint)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", help="also write our metrics and the paper's numbers to this JSON file")
+    add_test_time_flags(p)
+    p.set_defaults(run=run)
+
+
+def reproduce_vadclip(args: argparse.Namespace) -> dict:
+    """Official VadCLIP metrics (`evaluate.EvalResult.as_dict`), with any test-time options."""
+    from ..evaluate import format_table, load_eval_set
+    from ..factory import load_vadclip_model
+    from ..improvements import evaluate_with_options
+
+    if args.preset not in ("xd", "ucf"):
+        raise OptionError(f"--preset {args.preset}: VadCLIP has the presets xd and ucf")
+    options = test_time_options(args)
+    eval_set = load_eval_set(args.test_list, args.annotations, preset=args.preset, features_root=args.features_root)
+    model = load_vadclip_model(args.checkpoint, preset=args.preset, device=resolve_device(args.device))
+    result = evaluate_with_options([model], eval_set, options)
+    for warning in eval_set.warnings:
+        print("note:", warning)
+    shown = "official test path" if options.official else f"test-time options {options}"
+    print(f"{result.n_videos} videos, checkpoint {args.checkpoint}, preset {args.preset}, {shown}")
+    print(format_table(result))
+    return result.as_dict()
+
+
+def load_anomalyclip(checkpoint: str, preset: str, centroid: str | None, device: str):
+    """An official `last.ckpt` (with its centroid) or one of our AnomalyCLIP checkpoints / run folders."""
+    from ..anomalyclip import is_official_checkpoint, load_official_checkpoint
+    from ..anomalyclip.train import load_run_model
+    from ..checkpoint import resolve_checkpoint_path
+
+    if Path(checkpoint).is_file() and is_official_checkpoint(checkpoint):
+        try:
+            return load_official_checkpoint(checkpoint, preset=preset, centroid=centroid, device=device)
+        except ValueError as err:            # CheckpointError, or a malformed centroid
+            raise OptionError(str(err)) from None
+    if centroid is not None:
+        raise OptionError("--centroid is for official checkpoints; ours store their centroid")
+    model = load_run_model(resolve_checkpoint_path(checkpoint), device)
+    if model.config.num_classes != len(_preset_config(preset).class_names):
+        raise OptionError(f"{checkpoint}: an AnomalyCLIP checkpoint of another preset than {preset!r}")
+    return model
+
+
+def _preset_config(preset: str):
+    from ..anomalyclip import get_preset
+    return get_preset(preset)[0]
+
+
+def reproduce_anomalyclip(args: argparse.Namespace) -> dict:
+    """Official AnomalyCLIP frame metrics (AUC / AP, class-wise mAUC / mAP) on the test list."""
+    from ..anomalyclip.lists import (feature_rows, frame_labels, missing_annotations, read_temporal_annotations,
+                                     read_video_list)
+    from ..anomalyclip.train import TrainData, evaluate
+
+    if args.resample is not None or args.smooth != 1:
+        raise OptionError("--resample / --smooth are VadCLIP test-time options")
+    config = _preset_config(args.preset)
+    problems: list[str] = []
+    records, rows, annotations = [], [], {}
+    try:
+        records = read_video_list(args.test_list, args.features_root, config.num_classes, config.normal_id, "test")
+        rows = feature_rows(records, config.feature_dim)
+    except DataError as err:
+        problems.extend(f"test list {args.test_list}: {p}" for p in (err.problems or [err.summary]))
+    if len(args.annotations) != 1:
+        problems.append("give one --annotations file (Temporal_Anomaly_Annotation_for_Testing_Videos.txt)")
+    else:
+        try:
+            annotations = read_temporal_annotations(args.annotations[0])
+            problems.extend(f"annotation {args.annotations[0]}: {p}"
+                            for p in missing_annotations(records, annotations, config.normal_id))
+        except DataError as err:
+            problems.extend(f"annotation {args.annotations[0]}: {p}" for p in (err.problems or [err.summary]))
+    if problems:
+        raise DataError(f"reproduce input: {len(problems)} problem(s)", problems)
+    labels = [frame_labels(r, annotations.get(r.name, ()), n, config.normal_id) for r, n in zip(records, rows)]
+    every = np.concatenate(labels)
+    if (every == config.normal_id).all() or (every != config.normal_id).all():
+        raise DataError(f"test list {args.test_list}: frame AUC and AP need both normal and abnormal frames")
+    model = load_anomalyclip(args.checkpoint, args.preset, args.centroid, resolve_device(args.device))
+    empty = np.zeros(0, dtype=np.int64)
+    metrics = evaluate(model, TrainData(abnormal=[], normal=[], abnormal_rows=empty, normal_rows=empty,
+                                        test=records, test_labels=labels))
+    if model.clip_info.random_weights:
+        print("WARNING: " + model.clip_info.label)
+    print(f"{len(records)} videos ({len(every)} frames), checkpoint {args.checkpoint}, preset {args.preset}")
+    print("  ".join(f"{label} {'n/a' if metrics.get(key) is None else f'{100 * metrics[key]:.2f}'}" for key, label in
+                    (("auc_roc", "frame AUC"), ("auc_pr", "AP"), ("mean_mc_auroc", "class-wise mAUC"),
+                     ("mean_mc_aupr", "mAP"))))
+    names = list(config.class_names)
+    for key in ("mc_auroc", "mc_aupr"):
+        per_class = metrics.get(key) or []
+        print(f"{key}: " + "  ".join(f"{n} {'n/a' if v is None else f'{v:.4f}'}" for n, v in zip(names, per_class)))
+    return metrics
+
+
+def run(args: argparse.Namespace) -> int:
+    ours = reproduce_vadclip(args) if args.method == "vadclip" else reproduce_anomalyclip(args)
+    paper = paper_numbers(args.method, args.preset)
+    print()
+    print(format_comparison(ours, paper))
+    if args.json:
+        record = {"method": args.method, "preset": args.preset, "checkpoint": str(args.checkpoint), "ours": ours,
+                  "paper": {k: {"label": v.label, "value": v.value, "source": v.source} for k, v in paper.items()}}
+        with atomic_write(args.json) as tmp:
+            Path(tmp).write_text(json.dumps(_finite(record), indent=2, allow_nan=False))
+        print(f"written to {args.json}")
+    return 0
+
+
+def _finite(value):
+    """JSON values: NaN / Inf -> None, numpy numbers -> Python numbers."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
