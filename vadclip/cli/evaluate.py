@@ -23,9 +23,11 @@ import numpy as np
 
 from ..constants import RANDOM_WEIGHTS_WARNING
 from ..errors import OptionError
-from ..evaluate import evaluate, format_table, load_eval_set
+from ..evaluate import format_table, load_eval_set
 from ..factory import HF_PREFIX, PRESET_CHOICES, checkpoint_kind, hf_download, load_model, load_vadclip_model
 from ..formats import DataError
+from ..improvements import evaluate_with_options
+from .reproduce import add_test_time_flags, test_time_options
 from ..utils import atomic_write, resolve_device
 
 METHODS = ("auto", "vadclip", "anomalyclip")
@@ -59,6 +61,7 @@ def register(subparsers) -> None:
                         "folder); VadCLIP: listed files that do not exist are found by name under it")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="also write the metrics to this JSON file")
+    add_test_time_flags(p)
     p.set_defaults(run=run)
 
 
@@ -72,6 +75,8 @@ def checkpoint_method(checkpoint: str) -> str:
 def run(args: argparse.Namespace) -> int:
     method = checkpoint_method(args.checkpoint) if args.method == "auto" else args.method
     if method == "anomalyclip":
+        if not test_time_options(args).official:
+            raise OptionError("--resample / --smooth are VadCLIP test-time options")
         result = run_anomalyclip(args)
     else:
         if args.centroid:
@@ -89,8 +94,9 @@ def run_vadclip(args: argparse.Namespace) -> dict:
     if preset == "auto" or preset == "sht":
         raise OptionError(f"VadCLIP evaluation needs the test list's preset (xd or ucf), got {preset!r}")
     eval_set = load_eval_set(args.test_list, args.annotations, preset=preset, features_root=args.features_root)
+    options = test_time_options(args)
     model = load_vadclip_model(args.checkpoint, preset=preset, device=resolve_device(args.device))
-    result = evaluate(model, eval_set)
+    result = evaluate_with_options([model], eval_set, options)     # default options: the official `evaluate`
     for w in eval_set.warnings:
         print("note:", w)
     print(f"{result.n_videos} videos, checkpoint {args.checkpoint}, preset {preset}")

@@ -100,76 +100,29 @@ def reproduce_vadclip(args: argparse.Namespace) -> dict:
     return result.as_dict()
 
 
-def load_anomalyclip(checkpoint: str, preset: str, centroid: str | None, device: str):
-    """An official `last.ckpt` (with its centroid) or one of our AnomalyCLIP checkpoints / run folders."""
-    from ..anomalyclip import is_official_checkpoint, load_official_checkpoint
-    from ..anomalyclip.train import load_run_model
-    from ..checkpoint import resolve_checkpoint_path
-
-    if Path(checkpoint).is_file() and is_official_checkpoint(checkpoint):
-        try:
-            return load_official_checkpoint(checkpoint, preset=preset, centroid=centroid, device=device)
-        except ValueError as err:            # CheckpointError, or a malformed centroid
-            raise OptionError(str(err)) from None
-    if centroid is not None:
-        raise OptionError("--centroid is for official checkpoints; ours store their centroid")
-    model = load_run_model(resolve_checkpoint_path(checkpoint), device)
-    if model.config.num_classes != len(_preset_config(preset).class_names):
-        raise OptionError(f"{checkpoint}: an AnomalyCLIP checkpoint of another preset than {preset!r}")
-    return model
-
-
-def _preset_config(preset: str):
-    from ..anomalyclip import get_preset
-    return get_preset(preset)[0]
-
-
 def reproduce_anomalyclip(args: argparse.Namespace) -> dict:
-    """Official AnomalyCLIP frame metrics (AUC / AP, class-wise mAUC / mAP) on the test list."""
-    from ..anomalyclip.lists import (feature_rows, frame_labels, missing_annotations, read_temporal_annotations,
-                                     read_video_list)
-    from ..anomalyclip.train import TrainData, evaluate
+    """Official AnomalyCLIP frame metrics (AUC / AP, class-wise mAUC / mAP) on the test list
+    (`vadclip eval`'s AnomalyCLIP path: `cli.evaluate.evaluate_anomalyclip`)."""
+    from ..anomalyclip.detector import AnomalyCLIPDetector
+    from ..factory import load_model
+    from .evaluate import evaluate_anomalyclip, format_anomalyclip_table
 
-    if args.resample is not None or args.smooth != 1:
+    if not test_time_options(args).official:
         raise OptionError("--resample / --smooth are VadCLIP test-time options")
-    config = _preset_config(args.preset)
-    problems: list[str] = []
-    records, rows, annotations = [], [], {}
-    try:
-        records = read_video_list(args.test_list, args.features_root, config.num_classes, config.normal_id, "test")
-        rows = feature_rows(records, config.feature_dim)
-    except DataError as err:
-        problems.extend(f"test list {args.test_list}: {p}" for p in (err.problems or [err.summary]))
     if len(args.annotations) != 1:
-        problems.append("give one --annotations file (Temporal_Anomaly_Annotation_for_Testing_Videos.txt)")
-    else:
-        try:
-            annotations = read_temporal_annotations(args.annotations[0])
-            problems.extend(f"annotation {args.annotations[0]}: {p}"
-                            for p in missing_annotations(records, annotations, config.normal_id))
-        except DataError as err:
-            problems.extend(f"annotation {args.annotations[0]}: {p}" for p in (err.problems or [err.summary]))
-    if problems:
-        raise DataError(f"reproduce input: {len(problems)} problem(s)", problems)
-    labels = [frame_labels(r, annotations.get(r.name, ()), n, config.normal_id) for r, n in zip(records, rows)]
-    every = np.concatenate(labels)
-    if (every == config.normal_id).all() or (every != config.normal_id).all():
-        raise DataError(f"test list {args.test_list}: frame AUC and AP need both normal and abnormal frames")
-    model = load_anomalyclip(args.checkpoint, args.preset, args.centroid, resolve_device(args.device))
-    empty = np.zeros(0, dtype=np.int64)
-    metrics = evaluate(model, TrainData(abnormal=[], normal=[], abnormal_rows=empty, normal_rows=empty,
-                                        test=records, test_labels=labels))
-    if model.clip_info.random_weights:
-        print("WARNING: " + model.clip_info.label)
-    print(f"{len(records)} videos ({len(every)} frames), checkpoint {args.checkpoint}, preset {args.preset}")
-    print("  ".join(f"{label} {'n/a' if metrics.get(key) is None else f'{100 * metrics[key]:.2f}'}" for key, label in
-                    (("auc_roc", "frame AUC"), ("auc_pr", "AP"), ("mean_mc_auroc", "class-wise mAUC"),
-                     ("mean_mc_aupr", "mAP"))))
-    names = list(config.class_names)
-    for key in ("mc_auroc", "mc_aupr"):
-        per_class = metrics.get(key) or []
-        print(f"{key}: " + "  ".join(f"{n} {'n/a' if v is None else f'{v:.4f}'}" for n, v in zip(names, per_class)))
-    return metrics
+        raise OptionError("give one --annotations file (Temporal_Anomaly_Annotation_for_Testing_Videos.txt)")
+    loaded = load_model(args.checkpoint, preset=args.preset, device=resolve_device(args.device),
+                        centroid=args.centroid)
+    if not isinstance(loaded.detector, AnomalyCLIPDetector):
+        raise OptionError(f"{args.checkpoint}: a {loaded.kind} checkpoint, not an AnomalyCLIP one")
+    model = loaded.detector.model
+    metrics, n_videos, n_frames = evaluate_anomalyclip(model, args.test_list, args.annotations[0],
+                                                       args.features_root)
+    result = {"n_videos": n_videos, "n_frames": n_frames, "class_names": list(model.config.class_names),
+              "random_weights": model.clip_info.random_weights, **metrics}
+    print(f"{n_videos} videos, {n_frames} frames, checkpoint {args.checkpoint}, preset {args.preset}")
+    print(format_anomalyclip_table(result))
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
