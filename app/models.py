@@ -1,8 +1,13 @@
 """The model choice: checkpoints found in the models folder or uploaded, and CLIP zero-shot.
 
-`scan_models` lists what can be chosen; `ModelRegistry` loads a choice once per (checkpoint,
-preset, device) with `vadclip.load_model` and keeps the `vadclip.LoadedModel` (the detector and
-where it came from). The registry is created by `build_demo` (one per app), never at import time.
+`scan_models` lists what can be chosen (VadCLIP and AnomalyCLIP checkpoints, official or ours);
+`ModelRegistry` loads a choice once per (checkpoint, preset, device, centroid file) with
+`vadclip.load_model` and keeps the `vadclip.LoadedModel` (the detector and where it came from).
+The registry is created by `build_demo` (one per app), never at import time.
+
+An official AnomalyCLIP ``.ckpt`` needs its normal centroid: ``<name>.ncentroid.pt`` beside it
+(what the page's centroid upload writes), else ``ncentroid.pt`` beside it (the official run
+layout; `vadclip.load_model` looks there itself).
 """
 from __future__ import annotations
 
@@ -10,12 +15,16 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from vadclip.anomalyclip.checkpoint import read_checkpoint_header as read_anomalyclip_header
 from vadclip.checkpoint import read_checkpoint_header, resolve_checkpoint_path
 from vadclip.factory import PRESET_CHOICES, ZERO_SHOT, LoadedModel, checkpoint_kind, load_model
 from vadclip.safe_load import CheckpointError
 
 __all__ = ["PRESET_CHOICES", "ZERO_SHOT", "ModelChoice", "ModelRegistry", "checkpoint_kind",
-           "describe_checkpoint", "scan_models"]
+           "centroid_file", "describe_checkpoint", "needs_centroid", "scan_models"]
+
+ANOMALYCLIP_OFFICIAL = "anomalyclip-official"
+CENTROID_SUFFIX = ".ncentroid.pt"
 
 
 @dataclass(frozen=True)
@@ -30,10 +39,13 @@ class ModelChoice:
 def describe_checkpoint(path: Path) -> str:
     """A short label: the file name and kind; for ours the preset and best metric from the header."""
     kind = checkpoint_kind(path)
-    if kind != "ours":
+    if kind == ANOMALYCLIP_OFFICIAL:
+        return f"{path.name} (AnomalyCLIP, official format{'' if centroid_file(path) else ', needs its centroid'})"
+    if kind not in ("ours", "anomalyclip"):
         return f"{path.name} ({kind} format)"
+    read = read_checkpoint_header if kind == "ours" else read_anomalyclip_header
     try:
-        header = read_checkpoint_header(resolve_checkpoint_path(path))
+        header = read(resolve_checkpoint_path(path))
     except CheckpointError:
         return f"{path.name} (unreadable header)"
     preset = header["config"].get("preset", "?")
@@ -41,7 +53,23 @@ def describe_checkpoint(path: Path) -> str:
     value = header["metadata"].get("best_value")
     detail = f", {metric} {value:.3f}" if isinstance(value, (int, float)) and metric else ""
     random = ", RANDOM CLIP" if header["clip"].get("random_weights") else ""
-    return f"{path.name} (ours, {preset}{detail}{random})"
+    family = "AnomalyCLIP, ours" if kind == "anomalyclip" else "ours"
+    return f"{path.name} ({family}, {preset}{detail}{random})"
+
+
+def centroid_file(checkpoint: Path) -> Path | None:
+    """The normal centroid file of an official AnomalyCLIP checkpoint: ``<name>.ncentroid.pt``
+    beside it, else ``ncentroid.pt`` beside it, else None."""
+    for candidate in (checkpoint.with_name(checkpoint.name + CENTROID_SUFFIX), checkpoint.with_name("ncentroid.pt")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def needs_centroid(key: str) -> bool:
+    """True for an official AnomalyCLIP checkpoint without a centroid file beside it."""
+    path = Path(key)
+    return key != ZERO_SHOT and checkpoint_kind(path) == ANOMALYCLIP_OFFICIAL and centroid_file(path) is None
 
 
 def scan_models(models_dir: Path, extra: list[str] | tuple[str, ...] = ()) -> list[ModelChoice]:
@@ -73,9 +101,14 @@ class ModelRegistry:
         OptionError) naming the problem."""
         if key == ZERO_SHOT and preset in PRESET_CHOICES:
             preset = "auto"         # the page always gives the vocabulary: one CLIP for any preset
-        cache_key = (key, preset, device)
+        centroid = None
+        if key != ZERO_SHOT and checkpoint_kind(Path(key)) == ANOMALYCLIP_OFFICIAL:
+            centroid = centroid_file(Path(key))
+        stamp = (str(centroid), centroid.stat().st_mtime_ns) if centroid is not None else None
+        cache_key = (key, preset, device, stamp)       # a new centroid upload loads the model again
         with self._lock:
             if cache_key not in self._loaded:
                 clip = self.clip_source if key == ZERO_SHOT else None
-                self._loaded[cache_key] = load_model(key, preset=preset, device=device, clip=clip)
+                self._loaded[cache_key] = load_model(key, preset=preset, device=device, clip=clip,
+                                                     centroid=centroid)
             return self._loaded[cache_key]

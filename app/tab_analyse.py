@@ -1,5 +1,6 @@
 """The Analyse tab: video, model, vocabulary and detection settings; timeline, segment table,
-preview and quick decisions. API: `/analyse`, `/rescore`, `/decide_segment`."""
+preview and quick decisions; comparing two models on the video. API: `/analyse`, `/rescore`,
+`/decide_segment`, `/compare`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,13 +15,14 @@ from vadclip.results import DetectionParams
 from . import handlers as h
 from .desk import key_help_html
 from .handlers import AppContext
-from .models import PRESET_CHOICES
-from .plots import timeline_figure
+from .models import PRESET_CHOICES, needs_centroid
+from .plots import comparison_figure, timeline_figure
 from .state import Session
 from .tab_review import ReviewerBox
 from .wiring import PRIVATE, gpu_decorator, guard, options, session_id
 
-BRANCH_CHOICES = [("model's default", h.MODEL_DEFAULT_BRANCH), ("C-branch", "c"), ("A-branch", "a")]
+BRANCH_CHOICES = [("model's default", h.MODEL_DEFAULT_BRANCH), ("C-branch", "c"), ("A-branch", "a"),
+                  ("AnomalyCLIP score", "score")]
 
 
 @dataclass
@@ -70,10 +72,13 @@ def build_analyse_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State,
                     model = gr.Dropdown(options(scanned), value=h.default_model(scanned), label="Model",
                                         scale=4, elem_id="model", allow_custom_value=False)
                     preset = gr.Dropdown(list(PRESET_CHOICES), value="auto", scale=1, label="Preset",
-                                         info="official .pth only", min_width=110)
-                with gr.Accordion("Upload a checkpoint (.pth / .safetensors)", open=False):
-                    model_file = gr.File(label="Checkpoint", file_types=[".pth", ".pt", ".safetensors"],
+                                         info="official .pth / .ckpt only", min_width=110)
+                with gr.Accordion("Upload a checkpoint (.pth / .ckpt / .safetensors)", open=False):
+                    model_file = gr.File(label="Checkpoint", file_types=[".pth", ".pt", ".ckpt", ".safetensors"],
                                          elem_id="model-upload")
+                    centroid_file = gr.File(label="Normal centroid of the chosen official AnomalyCLIP .ckpt "
+                                                  "(its run's ncentroid.pt, or a [512] .npy)",
+                                            file_types=[".pt", ".npy"], elem_id="centroid-upload")
                 with gr.Group():
                     vocab_preset = gr.Dropdown(vocab_names, value=vocab_names[0], label="Vocabulary preset",
                                                elem_id="vocab-preset")
@@ -103,6 +108,16 @@ def build_analyse_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State,
         banner = gr.HTML("", elem_id="banner")
         summary = gr.Markdown("", elem_id="summary")
         plot = gr.Plot(label="Timeline", elem_id="timeline", visible=False)
+        with gr.Accordion("Compare with another model (same video, one timeline)", open=False,
+                          elem_id="compare-panel"):
+            with gr.Row():
+                compare_model = gr.Dropdown(options(scanned), value=scanned[-1].key, label="Second model", scale=4,
+                                            elem_id="compare-model", allow_custom_value=False)
+                compare_preset = gr.Dropdown(list(PRESET_CHOICES), value="auto", scale=1, label="Preset",
+                                             min_width=110)
+                compare_btn = gr.Button("Compare", elem_id="compare-btn", scale=1)
+            compare_summary = gr.Markdown("", elem_id="compare-summary")
+            compare_plot = gr.Plot(label="Comparison", elem_id="compare-timeline", visible=False)
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
                 segments = gr.Dataframe(headers=h.SEGMENT_COLUMNS, value=[], interactive=False,
@@ -187,10 +202,49 @@ def build_analyse_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State,
 
     def add_model(sess, path):
         key = h.upload_model(ctx, sess, path)
-        gr.Info(f"checkpoint added: {Path(key).name}")
+        if needs_centroid(key):
+            gr.Warning(f"{Path(key).name} added: an official AnomalyCLIP checkpoint needs its normal centroid; "
+                       "upload the run's ncentroid.pt below")
+        else:
+            gr.Info(f"checkpoint added: {Path(key).name}")
         return sess, gr.Dropdown(choices=options(h.model_choices(ctx, sess)), value=key), None
 
     model_file.upload(guard(add_model, 3), [session, model_file], [session, model, model_file], **PRIVATE)
+
+    def add_centroid(sess, model_key, path):
+        written = h.upload_centroid(ctx, model_key, path)
+        gr.Info(f"centroid stored as {written.name}")
+        return gr.Dropdown(choices=options(h.model_choices(ctx, sess)), value=model_key), None
+
+    # a fixed-vocabulary model (AnomalyCLIP) shows its trained classes in the vocabulary boxes
+    def show_model_vocabulary(model_key, preset_name):
+        boxes = h.model_vocabulary(ctx, model_key, preset_name)
+        if boxes is None:
+            return gr.skip(), gr.skip()
+        gr.Info("this model knows exactly these classes: reword them if you like, but do not add or remove any")
+        return boxes
+
+    centroid_file.upload(guard(add_centroid, 2), [session, model, centroid_file], [model, centroid_file],
+                         **PRIVATE).then(guard(show_model_vocabulary, 2), [model, preset], [normal, anomalies],
+                                         **PRIVATE)
+    model.input(guard(show_model_vocabulary, 2), [model, preset], [normal, anomalies], **PRIVATE)
+
+    # ------------------------------------------------------------------ comparing two models
+    @gpu_decorator()
+    def run_compare(video_path, normal_text, anomaly_text, model_key, preset_name, other_key, other_preset,
+                    samples_value, thr, br, gap, dur, request: gr.Request, progress=gr.Progress()):
+        params = h.detection_params(thr, br, gap, dur)
+        with ctx.jobs.hold(session_id(request), "a comparison"):
+            result = h.compare(ctx, video_path, normal_text, anomaly_text,
+                               [(model_key, preset_name), (other_key, other_preset)], int(samples_value), params,
+                               on_progress=lambda stage, fraction: progress(fraction, desc=stage))
+        warning = RANDOM_WEIGHTS_WARNING if any(s.random_weights for s in result.scores) else ""
+        return h.comparison_markdown(result), gr.Plot(comparison_figure(result.scores, warning=warning), visible=True)
+
+    compare_btn.click(guard(run_compare, 2),
+                      [video, normal, anomalies, model, preset, compare_model, compare_preset, samples, *detect_inputs],
+                      [compare_summary, compare_plot], concurrency_id="compute",
+                      concurrency_limit=config.concurrency, api_name="compare")
 
     # ------------------------------------------------------------------ preview and quick decisions
     # the page seeks the player itself (app/desk.js); the server only sends the frame strip
@@ -226,6 +280,9 @@ def build_analyse_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State,
                       [segments], api_name="decide_segment")
 
     # ------------------------------------------------------------------ page load: new checkpoints
-    demo.load(guard(lambda sess: gr.Dropdown(choices=options(h.model_choices(ctx, sess))), 1), [session], [model],
-              **PRIVATE)
+    def refresh_models(sess):
+        choices = options(h.model_choices(ctx, sess))
+        return gr.Dropdown(choices=choices), gr.Dropdown(choices=choices)
+
+    demo.load(guard(refresh_models, 2), [session], [model, compare_model], **PRIVATE)
     return AnalyseTab(model=model, segments=segments, queue_changed=[analysed, rescored, *decided])

@@ -129,6 +129,9 @@ def test_vocabulary_reworded_ok_added_or_removed_refused(fx, loaded):
     for names in (XD_NORMAL_FIRST + ["Robbery"], XD_NORMAL_FIRST[:-1]):
         with pytest.raises(VocabularyError, match="not added or removed"):
             det.vocabulary(names)
+    app_preset = ["normal", "fighting", "shooting", "riot", "abuse", "car accident", "explosion"]
+    with pytest.raises(VocabularyError, match="another order"):    # would score each with another's prompt
+        det.vocabulary(app_preset)
 
 
 # --------------------------------------------------------------------------- per-frame features
@@ -255,3 +258,151 @@ def test_cli_extract_per_frame(loaded, video, tmp_path):
     r = run_cli("extract", video.parent, "--out", tmp_path / "o2", "--per-frame", "--samples-per-snippet", "4",
                 "--clip", clip_file, "--no-progress")
     assert r.returncode == 2 and "every frame" in r.stderr and "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------------------- the app's handlers
+
+@pytest.fixture(scope="module")
+def app_ctx(fx, run_dir, loaded, tmp_path_factory, official_dir):
+    """An app whose models folder holds the official VadCLIP fixture and whose CLIP (zero-shot) is
+    the AnomalyCLIP fixture's, saved in our format."""
+    from app import handlers as h
+    from app.config import AppConfig
+
+    root = tmp_path_factory.mktemp("app")
+    (root / "models").mkdir()
+    shutil.copy(official_dir / "official_xd.pth", root / "models" / "official_xd.pth")
+    clip = anomalyclip.save_checkpoint(loaded.detector.model, root / "anomalyclip_clip.safetensors")
+    write_video(root / "clip.mp4", n_frames=100, width=64, height=48, fps=25)        # 4 s
+    ctx = h.AppContext.create(AppConfig(models_dir=root / "models", data_dir=root / "data",
+                                        data_root=root / "training", clip=str(clip), device="cpu", max_video_s=30))
+    yield ctx, root
+    ctx.close()
+
+
+def test_app_upload_official_ckpt_then_its_centroid(app_ctx, run_dir, tmp_path):
+    from app import handlers as h
+    from app.models import needs_centroid
+    from app.state import Session
+
+    ctx, root = app_ctx
+    session = Session()
+    key = h.upload_model(ctx, session, str(run_dir / "last.ckpt"))
+    assert needs_centroid(key) and h.model_vocabulary(ctx, key, "auto") is None
+    label = next(c.label for c in h.model_choices(ctx, session) if c.key == key)
+    assert "AnomalyCLIP" in label and "needs its centroid" in label
+    with pytest.raises(CheckpointError, match="centroid"):
+        ctx.registry.get(key, "auto", "cpu")
+    (tmp_path / "bad.pt").write_bytes(b"not a tensor")
+    with pytest.raises(CheckpointError):
+        h.upload_centroid(ctx, key, str(tmp_path / "bad.pt"))
+    assert needs_centroid(key)                                   # nothing kept from the bad upload
+    with pytest.raises(UserError, match="official AnomalyCLIP"):
+        h.upload_centroid(ctx, str(root / "models" / "official_xd.pth"), str(run_dir / "ncentroid.pt"))
+    written = h.upload_centroid(ctx, key, str(run_dir / "ncentroid.pt"))
+    assert written.name == "last.ckpt.ncentroid.pt" and not needs_centroid(key)
+    assert h.model_vocabulary(ctx, key, "auto") == ("Normal", "\n".join(XD_NORMAL_FIRST[1:]))
+    assert h.model_vocabulary(ctx, str(root / "models" / "official_xd.pth"), "auto") is None   # free vocabulary
+
+
+def _anomalyclip_key(ctx, run_dir: Path) -> str:
+    """An official AnomalyCLIP checkpoint in the models folder, its centroid beside it (`xd.ckpt.ncentroid.pt`)."""
+    models = ctx.config.models_dir
+    if not (models / "xd.ckpt").is_file():
+        shutil.copyfile(run_dir / "last.ckpt", models / "xd.ckpt")
+        shutil.copyfile(run_dir / "ncentroid.pt", models / "xd.ckpt.ncentroid.pt")
+    return str((models / "xd.ckpt").resolve())
+
+
+def test_app_analyse_with_anomalyclip(app_ctx, run_dir):
+    from app import handlers as h
+    from app.plots import timeline_figure
+    from app.state import Session
+
+    ctx, root = app_ctx
+    key = _anomalyclip_key(ctx, run_dir)
+    normal, anomalies = h.model_vocabulary(ctx, key, "auto")
+    params = vadclip.DetectionParams(threshold=0.0, min_duration_s=0.0)
+    session = h.analyse(ctx, Session(), str(root / "clip.mp4"), normal, anomalies, key, "auto", 4, params)
+    scores = session.scores
+    assert scores.snippet_frames == 1 and scores.n_snippets == 100 and scores.branches == ("score",)
+    assert len(scores.segments) == 1 and len(session.review_ids) == 1
+    assert "100 frames scored one by one" in h.summary_markdown(scores) and "'score' curve" in h.summary_markdown(scores)
+    fig = timeline_figure(scores)
+    assert [t.name for t in fig.data][:1] == ["AnomalyCLIP score (per frame)"]
+    with pytest.raises(VocabularyError, match="not added or removed"):
+        h.analyse(ctx, Session(), str(root / "clip.mp4"), "normal", "fight\nriot", key, "auto", 4, params)
+    reworded = h.rescore(ctx, session, "calm", anomalies.replace("Riot", "street riot"), key, "auto", params)
+    assert reworded.scores.class_names[0] == "calm" and "street riot" in reworded.scores.class_names
+
+
+def test_timeline_pools_long_results_for_drawing_only():
+    from app.plots import MAX_POINTS, pooled_rows, timeline_figure
+
+    n = 18_000
+    rng = np.random.default_rng(0)
+    curve = rng.random(n).astype(np.float32)
+    curve[12_345] = 1.0
+    fine = rng.dirichlet(np.ones(3), size=n).astype(np.float32)
+    start = np.arange(n) / 30.0
+    scores = vadclip.VideoScores(video="long.mp4", content_hash="x", fps=30.0, n_frames=n, duration_s=n / 30,
+                                 snippet_frames=1, samples_per_snippet=1, snippet_start_s=start,
+                                 snippet_end_s=start + 1 / 30, curves={"score": curve}, fine=fine,
+                                 class_names=["normal", "a", "b"], segments=[],
+                                 params=vadclip.DetectionParams(branch="score"), model="m")
+    s, e, curves, pooled = pooled_rows(scores)
+    assert len(s) <= MAX_POINTS and curves["score"].max() == 1.0 and s[0] == 0 and e[-1] == start[-1] + 1 / 30
+    np.testing.assert_allclose(pooled.mean(axis=0), fine.mean(axis=0), atol=1e-3)
+    k = -(-n // MAX_POINTS)
+    np.testing.assert_allclose(pooled[0], fine[:k].mean(axis=0), atol=1e-6)
+    fig = timeline_figure(scores)
+    assert all(len(t.x) <= MAX_POINTS + 1 for t in fig.data)
+    assert scores.coarse().shape == (n,)                     # the result itself is untouched
+
+
+def test_app_compare_two_models_features_once_per_clip_sampling(app_ctx, run_dir, monkeypatch):
+    from app import handlers as h
+    from app.handlers import analysis
+    from app.models import ZERO_SHOT
+    from app.plots import comparison_figure
+    from vadclip.features import same_image_tower
+
+    ctx, root = app_ctx
+    key = _anomalyclip_key(ctx, run_dir)
+    vad_key = str((root / "models" / "official_xd.pth").resolve())
+    video = str(root / "clip.mp4")
+    normal, anomalies = "normal", "fighting\nshooting\nriot\nabuse\ncar accident\nexplosion"
+    params = vadclip.DetectionParams(threshold=0.4, branch="c", min_duration_s=0.0)
+    calls = []
+    real = analysis.video_features
+    monkeypatch.setattr(analysis, "video_features", lambda *a, **k: calls.append(k["settings"]) or real(*a, **k))
+
+    # VadCLIP (its own CLIP, snippets) + AnomalyCLIP (per frame): two extractions, each model its curve
+    result = h.compare(ctx, video, normal, anomalies, [(vad_key, "auto"), (key, "auto")], 4, params)
+    vad, ac = result.scores
+    assert (vad.snippet_frames, vad.params.branch, ac.snippet_frames, ac.params.branch) == (16, "c", 1, "score")
+    assert ac.class_names == XD_NORMAL_FIRST and vad.class_names[1] == "fighting"
+    assert len(calls) == 2 and any("another CLIP" in n for n in result.notes)
+    assert any("own trained classes" in n and "another order" in n for n in result.notes)   # xd names, other order
+    fig = comparison_figure(result.scores)
+    assert len([t for t in fig.data if t.showlegend is not False]) == 2
+    assert "segment(s)" in h.comparison_markdown(result)
+
+    # zero-shot on the app's CLIP (= AnomalyCLIP's): one per-frame extraction, snippet means derived
+    calls.clear()
+    result = h.compare(ctx, video, normal, anomalies, [(ZERO_SHOT, "auto"), (key, "auto")], 16, params)
+    zs, ac2 = result.scores
+    det = ctx.registry.get(ZERO_SHOT).detector
+    assert same_image_tower(det.clip_model, ctx.registry.get(key).detector.clip_model)
+    assert not same_image_tower(det.clip_model, ctx.registry.get(vad_key).detector.clip_model)
+    assert [s.frames_per_row for s in calls] == [1] and any("snippet means" in n for n in result.notes)
+    direct = vadclip.score_video(video, det, zs.class_names, params=zs.params)
+    np.testing.assert_allclose(zs.coarse(), direct.coarse(), atol=1e-5)
+    np.testing.assert_allclose(zs.fine, direct.fine, atol=1e-5)
+    np.testing.assert_array_equal(ac2.coarse(), ac.coarse())
+    # 4 of 16 frames per snippet is another sampling: extracted apart, and said so
+    calls.clear()
+    result = h.compare(ctx, video, normal, anomalies, [(ZERO_SHOT, "auto"), (key, "auto")], 4, params)
+    assert len(calls) == 2 and any("4 of 16 frames" in n for n in result.notes)
+    with pytest.raises(UserError, match="two different models"):
+        h.compare(ctx, video, normal, anomalies, [(key, "auto"), (key, "auto")], 4, params)

@@ -235,6 +235,18 @@ def backbone_id(clip_info: ClipInfo, clip_model: nn.Module | None = None) -> str
     return "|".join(parts)
 
 
+def same_image_tower(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two CLIPs' image towers have equal weights (the same tensors, dtype included), so
+    that they make the same image features (e.g. the OpenAI CLIP inside a VadCLIP and an
+    AnomalyCLIP checkpoint). Stops at the first differing tensor."""
+    if a is b:
+        return True
+    va, vb = a.visual.state_dict(), b.visual.state_dict()
+    return va.keys() == vb.keys() and all(
+        va[k].shape == vb[k].shape and va[k].dtype == vb[k].dtype and torch.equal(va[k], vb[k].to(va[k].device))
+        for k in va)
+
+
 def _weights_fingerprint(clip_model: nn.Module) -> str:
     digest = hashlib.sha256()
     visual = clip_model.visual

@@ -27,7 +27,7 @@ from torch import nn
 from .constants import SNIPPET_FRAMES
 from .detectors import Detector, as_detector
 from .errors import UserError
-from .features import ExtractSettings, FeatureCache, backbone_id, cached_video_features
+from .features import ExtractSettings, FeatureCache, backbone_id, cached_video_features, snippet_means
 from .model import VadCLIP
 from .results import DetectionParams, VideoScores
 from .segments import detect_segments
@@ -127,6 +127,19 @@ def video_features(path: str | Path, detector: Detector | VadCLIP, *,
         cache_key=FeatureCache.key(digest, backbone, settings) if cache is not None else None,
         cache_hit=cache_hit, timings=timings,
     )
+
+
+def snippet_features(per_frame: VideoFeatureResult) -> VideoFeatureResult:
+    """16-frame snippet features from per-frame ones: each snippet the mean of its 16 frames'
+    rows (`features.snippet_means`), which is what snippet extraction with `samples_per_snippet`
+    16 computes from the same encoded frames (equal up to float32 summation order). Lets one
+    decoding serve a per-frame and a snippet detector on the same CLIP."""
+    if per_frame.frames_per_row != 1:
+        raise ValueError(f"expected per-frame features, got rows of {per_frame.frames_per_row} frames")
+    settings = per_frame.settings.for_rows(SNIPPET_FRAMES)
+    return replace(per_frame, features=snippet_means(per_frame.features), settings=settings,
+                   frames_per_row=SNIPPET_FRAMES, cache_key=None,
+                   timings={**per_frame.timings, "derived_from_per_frame": True})
 
 
 def scores_from_features(features: np.ndarray, detector: Detector | VadCLIP,

@@ -13,6 +13,8 @@ from .analysis import (DEFAULT_SAMPLES_PER_SNIPPET, MODEL_DEFAULT_BRANCH, SAMPLE
                        decide_selected, default_model, detection_params, model_choices, parse_vocabulary,
                        preset_vocabulary, rescore, segment_preview, segment_rows, select_segment,
                        summary_markdown, upload_model, vocabulary_boxes)
+from .analysis import (Comparison, compare, compare_features, comparison_markdown, model_vocabulary,
+                       upload_centroid)
 from .context import AppContext, SessionJobs, load_vocabularies
 from .review import (ALL, DEFAULT_PAGE_SIZE, EXPORT_FORMATS, REVIEW_ACTIONS, REVIEW_COLUMNS, REVIEW_FILTERS,
                      SORT_CHOICES, FilterChoices, QueueView, bulk_apply, bulk_markdown, bulk_preview, decide,
@@ -29,6 +31,7 @@ __all__ = [
     "parse_vocabulary", "vocabulary_boxes", "preset_vocabulary", "detection_params", "model_choices", "default_model",
     "upload_model", "check_video_upload", "analyse", "rescore", "auto_rescore", "summary_markdown",
     "segment_rows", "segment_preview", "select_segment", "decide_selected", "decide_segment",
+    "Comparison", "compare", "compare_features", "comparison_markdown", "model_vocabulary", "upload_centroid",
     # review
     "REVIEW_COLUMNS", "REVIEW_FILTERS", "REVIEW_ACTIONS", "EXPORT_FORMATS", "ALL", "SORT_CHOICES",
     "DEFAULT_PAGE_SIZE", "FilterChoices", "QueueView", "reviewer_name", "queue_filter", "filter_choices",

@@ -1,21 +1,24 @@
-"""The Analyse tab's handlers: vocabulary, model choice, analyse / re-score a video, the segment
-table, its preview and quick decisions."""
+"""The Analyse tab's handlers: vocabulary, model choice (AnomalyCLIP centroid included), analyse /
+re-score a video, compare two models on it, the segment table, its preview and quick decisions."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from vadclip.anomalyclip.centroid import load_centroid
 from vadclip.detectors import Detector
-from vadclip.errors import OptionError, UserError
-from vadclip.features import SAMPLES_PER_SNIPPET, ExtractSettings, backbone_id
+from vadclip.errors import OptionError, UserError, VocabularyError
+from vadclip.features import SAMPLES_PER_SNIPPET, ExtractSettings, backbone_id, same_image_tower
 from vadclip.results import DetectionParams, VideoScores
-from vadclip.scoring import redetect, score_video_features, video_features
+from vadclip.scoring import (VideoFeatureResult, redetect, score_video_features, snippet_features,
+                             video_features)
 from vadclip.video import VideoError, probe
 
 from .. import media
-from ..models import ModelChoice, checkpoint_kind, scan_models
+from ..models import (ANOMALYCLIP_OFFICIAL, CENTROID_SUFFIX, ZERO_SHOT as ZERO_SHOT_KEY, ModelChoice,
+                      checkpoint_kind, needs_centroid, scan_models)
 from ..review_db import ReviewRecord
 from ..state import Session
 from .context import AppContext
@@ -89,28 +92,68 @@ def default_model(choices: list[ModelChoice]) -> str:
 def upload_model(ctx: AppContext, session: Session, path: str | None) -> str:
     """Copy an uploaded checkpoint into the models folder after checking that it loads.
 
-    Returns its key (to select it). Raises UserError (e.g. CheckpointError) with the reason.
+    An official AnomalyCLIP ``.ckpt`` is kept without that check until its centroid is uploaded
+    (`upload_centroid`; `needs_centroid` says so). Returns its key (to select it). Raises
+    UserError (e.g. CheckpointError) with the reason.
     """
     if not path:
-        raise UserError("choose a checkpoint file to upload (.pth, .pt or .safetensors)")
+        raise UserError("choose a checkpoint file to upload (.pth, .pt, .ckpt or .safetensors)")
     source = Path(path)
-    if checkpoint_kind(source) is None or source.is_dir():
-        raise UserError(f"{source.name}: not a checkpoint; upload an official .pth/.pt file or one "
-                        "of our .safetensors files")
+    kind = checkpoint_kind(source)
+    if kind is None or source.is_dir():
+        raise UserError(f"{source.name}: not a checkpoint; upload an official VadCLIP .pth/.pt or AnomalyCLIP "
+                        ".ckpt file, or one of our .safetensors files")
     target = ctx.config.models_dir / source.name
     n = 1
-    while target.exists():
+    while target.exists() or target.with_name(target.name + CENTROID_SUFFIX).exists():
         target = ctx.config.models_dir / f"{source.stem}-{n}{source.suffix}"
         n += 1
     shutil.copyfile(source, target)
     try:
-        ctx.registry.get(str(target.resolve()), "auto", ctx.device)
+        if kind != ANOMALYCLIP_OFFICIAL:
+            ctx.registry.get(str(target.resolve()), "auto", ctx.device)
     except Exception:
         target.unlink(missing_ok=True)
         raise
     key = str(target.resolve())
     session.uploaded_models.append(key)
     return key
+
+
+def upload_centroid(ctx: AppContext, model_key: str, path: str | None) -> Path:
+    """Store an uploaded normal centroid (the run's ``ncentroid.pt``, or a [512] ``.npy``) beside
+    the chosen official AnomalyCLIP checkpoint as ``<name>.ncentroid.pt``, after checking that
+    the model loads with it. Returns the file written."""
+    if not path:
+        raise UserError("choose the centroid file to upload (the run's ncentroid.pt, or a [512] .npy)")
+    checkpoint = Path(model_key)
+    if model_key == ZERO_SHOT_KEY or checkpoint_kind(checkpoint) != ANOMALYCLIP_OFFICIAL:
+        raise UserError("a normal centroid belongs to an official AnomalyCLIP checkpoint (.ckpt): choose one "
+                        "in the model list first")
+    import torch
+    centroid = load_centroid(path)                          # CheckpointError for a bad file
+    target = checkpoint.with_name(checkpoint.name + CENTROID_SUFFIX)
+    previous = target.read_bytes() if target.is_file() else None
+    torch.save(centroid, target)
+    try:
+        ctx.registry.get(model_key, "auto", ctx.device)
+    except Exception:
+        if previous is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.write_bytes(previous)
+        raise
+    return target
+
+
+def model_vocabulary(ctx: AppContext, model_key: str, preset: str) -> tuple[str, str] | None:
+    """The (normal, anomalies) boxes of a model with a fixed vocabulary (AnomalyCLIP: its trained
+    classes, normal first), or None for a free-vocabulary model or one that cannot load yet (an
+    official AnomalyCLIP checkpoint waiting for its centroid)."""
+    if needs_centroid(model_key):
+        return None
+    detector = ctx.registry.get(model_key, preset, ctx.device).detector
+    return vocabulary_boxes(detector.default_class_names) if detector.fixed_vocabulary else None
 
 
 def check_video_upload(path: str | None) -> None:
@@ -212,12 +255,109 @@ def summary_markdown(scores: VideoScores) -> str:
     n = len(scores.segments)
     flagged = sum(s.end_s - s.start_s for s in scores.segments)
     cached = " (features reused, no frame decoding)" if scores.extras.get("cache_hit") else ""
-    return (f"**{scores.video}**: {scores.duration_s:.1f} s, {scores.fps:.2f} fps, "
-            f"{scores.n_snippets} snippets of {scores.snippet_frames} frames "
-            f"({scores.samples_per_snippet} encoded per snippet){cached}.  \n"
+    rows = (f"{scores.n_snippets} snippets of {scores.snippet_frames} frames "
+            f"({scores.samples_per_snippet} encoded per snippet)" if scores.snippet_frames > 1
+            else f"{scores.n_snippets} frames scored one by one")
+    branch = scores.params.branch
+    curve = f"{branch.upper()} branch" if len(branch) == 1 else f"{branch!r} curve"
+    return (f"**{scores.video}**: {scores.duration_s:.1f} s, {scores.fps:.2f} fps, {rows}{cached}.  \n"
             f"**{n} segment{'s' if n != 1 else ''}** flagged ({flagged:.1f} s) on the "
-            f"{scores.params.branch.upper()} branch at threshold "
-            f"{scores.params.threshold:.2f}. Model: {scores.model}.")
+            f"{curve} at threshold {scores.params.threshold:.2f}. Model: {scores.model}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# comparing two models on one video
+
+@dataclass
+class Comparison:
+    """Two (or more) models' scores of one video, for one timeline."""
+
+    scores: list[VideoScores]       # one per model, in the order asked
+    notes: list[str]                # how the features were made, vocabulary fallbacks
+
+
+def compare_features(ctx: AppContext, video: str, detectors: list[Detector], settings: ExtractSettings,
+                     on_progress: Progress | None = None) -> tuple[list[VideoFeatureResult], list[str]]:
+    """Each detector's features of `video`, computed once per CLIP sampling: detectors on the same
+    CLIP (equal image-tower weights, `same_image_tower`) and row layout share one extraction; 16-frame snippets of every frame are the means of
+    per-frame rows when a per-frame detector on the same CLIP needs those anyway
+    (`vadclip.scoring.snippet_features`); other samplings are extracted apart (and said so)."""
+    report = _page_progress(on_progress or (lambda stage, fraction: None))
+    order = sorted(range(len(detectors)), key=lambda i: detectors[i].frames_per_row)   # per-frame first
+    clips: list[Detector] = []                       # one detector per distinct CLIP image tower
+    made: dict[tuple, VideoFeatureResult] = {}
+    results: list[VideoFeatureResult | None] = [None] * len(detectors)
+    notes = []
+    for i in order:
+        det = detectors[i]
+        rows = settings.for_rows(det.frames_per_row)
+        backbone = next((n for n, d in enumerate(clips) if d.clip_info.image_size == det.clip_info.image_size
+                         and same_image_tower(d.clip_model, det.clip_model)), None)
+        if backbone is None:
+            clips.append(det)
+            backbone = len(clips) - 1
+        key = (backbone, rows.frames_per_row, rows.samples_per_row, rows.ten_crop)
+        per_frame = made.get((backbone, 1, 1, rows.ten_crop))
+        if key in made:
+            results[i] = made[key]
+            notes.append(f"{det.description}: the same features as a model above (same CLIP and sampling)")
+        elif per_frame is not None and rows.samples_per_row == rows.frames_per_row:
+            results[i] = made[key] = snippet_features(per_frame)
+            notes.append(f"{det.description}: 16-frame snippet means of the per-frame features (same CLIP, "
+                         "every frame encoded), no second decoding")
+        else:
+            if made:
+                why = ("another CLIP" if all(k[0] != backbone for k in made)
+                       else f"{rows.samples_per_row} of 16 frames encoded per snippet")
+                notes.append(f"{det.description}: features extracted separately ({why})")
+            results[i] = made[key] = video_features(video, det, settings=rows, cache=ctx.cache, device=ctx.device,
+                                                    max_duration_s=ctx.config.max_video_s, on_progress=report)
+    return results, notes
+
+
+def compare(ctx: AppContext, video: str | None, normal: str, anomalies: str, models: list[tuple[str, str]],
+            samples_per_snippet: int, params: DetectionParams, on_progress: Progress | None = None) -> Comparison:
+    """Score one video with several models (`(key, preset)` each) for one timeline.
+
+    Each model takes the page's vocabulary when it can, else its own trained classes (a model
+    with a fixed vocabulary of another size); each cuts segments on its own default curve unless
+    `params.branch` is one of its curves. Nothing is queued for review.
+    """
+    if not video:
+        raise UserError("upload a video or pick an example first")
+    if len(models) < 2 or len(set(models)) < len(models):
+        raise UserError("choose two different models to compare")
+    page = parse_vocabulary(normal, anomalies)
+    loaded = [ctx.registry.get(key, preset, ctx.device) for key, preset in models]
+    detectors = [m.detector for m in loaded]
+    names, notes = [], []
+    for det in detectors:
+        try:
+            names.append(det.vocabulary(page))
+        except VocabularyError as err:
+            if not det.fixed_vocabulary:
+                raise
+            names.append(det.vocabulary(None))
+            notes.append(f"{det.description}: scored with its own trained classes, not the page's vocabulary "
+                         f"({err})")
+    settings = ExtractSettings(samples_per_snippet=int(samples_per_snippet))
+    features, made = compare_features(ctx, video, detectors, settings, on_progress)
+    scores = []
+    for det, feats, vocab in zip(detectors, features, names):
+        own = params if params.branch in (None, *det.branches) else replace(params, branch=None)
+        scores.append(score_video_features(feats, det, vocab, own))
+    return Comparison(scores=scores, notes=made + notes)
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    """One line per model (segments, curve, how its features were made) under the comparison plot."""
+    lines = []
+    for n, s in enumerate(comparison.scores, 1):
+        segs = ", ".join(f"{g.start_s:.1f}-{g.end_s:.1f} s {g.label}" for g in s.segments) or "none"
+        lines.append(f"**{n}. {s.model}** ({s.n_snippets} rows of {s.snippet_frames} frame(s), curve "
+                     f"{s.params.branch!r}): {len(s.segments)} segment(s): {segs}")
+    lines += [f"<small>{note}</small>" for note in comparison.notes]
+    return "  \n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------

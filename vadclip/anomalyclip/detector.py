@@ -4,7 +4,8 @@
 (the official test computation): one curve, ``"score"`` (the per-frame sigmoid anomaly score),
 and the joint class probabilities. Its vocabulary is the model's trained classes, shown normal
 class first as every detector's is (the model's own order puts normal at `config.normal_id`);
-names may be reworded, not added or removed: AnomalyCLIP learned one prompt context per class.
+names may be reworded, not added or removed: AnomalyCLIP learned one prompt context per class
+(the model's own names in another order are refused too: each would get another's prompt).
 
 Importing this module registers two checkpoint kinds with `vadclip.factory` (tried before
 VadCLIP's, because they read the file's content rather than its suffix):
@@ -90,6 +91,11 @@ class AnomalyCLIPDetector:
                 f"this AnomalyCLIP model learned one prompt per class for exactly {len(trained)} classes "
                 f"({', '.join(trained)}); got {len(names)}. Class names may be reworded (same number, same "
                 "order, normal first) but not added or removed: a new class would have no learned prompt")
+        plain = [_plain(n) for n in names]
+        if plain != [_plain(n) for n in trained] and sorted(plain) == sorted(_plain(n) for n in trained):
+            raise VocabularyError(
+                f"these are this AnomalyCLIP model's classes in another order; its prompts are learned per "
+                f"position, so keep its order (normal first): {', '.join(trained)}")
         self.model.check_class_names(self.model_order(names))     # prompt length check
         return names
 
@@ -99,6 +105,10 @@ class AnomalyCLIPDetector:
         return DetectorScores(curves={SCORE_BRANCH: out.scores}, class_probs=out.class_probs[:, self._order],
                               class_names=names, frames_per_row=self.frames_per_row,
                               random_weights=out.random_weights)
+
+
+def _plain(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
 
 
 # ---------------------------------------------------------------------------------------------
