@@ -172,7 +172,7 @@ def test_public_api_is_the_documented_set(tmp_path, official_dir):
     assert api_line, "README: the app section lists the `gradio_client` API"
     documented = set(re.findall(r"`(/[a-z_]+)", api_line.group(1)))
     assert public == documented == {"/analyse", "/rescore", "/decide_segment", "/export_reviews",
-                                     "/start_training"}
+                                     "/start_training", "/compare"}
 
 
 def test_guard_shows_user_errors_and_hides_bugs(caplog):
