@@ -1,6 +1,7 @@
 """Training from the app: feature lists under the data root, one background run at a time.
 
-`Trainer.start(config)` runs `vadclip.train.train` in a daemon thread and records its progress
+`Trainer.start(config, seeds=None)` runs `vadclip.train` (VadCLIP or AnomalyCLIP, by the config's
+type) in a daemon thread, or one run per seed (`methods.train_seeds`), and records its progress
 events; the UI polls `Trainer.snapshot()` (a gr.Timer) for curves and logs, and `cancel()` asks the
 run to stop at the next step (`should_stop`). The finished run folder (best.safetensors, ...) is
 written into the models folder, so it appears in the model choice.
@@ -13,10 +14,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from vadclip.errors import UserError
+from vadclip.methods import train, train_seeds
 from vadclip.paths import confine, is_inside
-from vadclip.train import TrainConfig, TrainResult, train
+from vadclip.seeds import format_seeds_table
 
 MAX_LISTED = 500           # feature lists / annotation files offered in the dropdowns
 MAX_LOG_LINES = 400
@@ -55,20 +58,51 @@ def resolve_in_root(choice: str | None, root: Path, what: str, required: bool = 
     return path
 
 
-def run_folder_name(preset: str, now: datetime | None = None) -> str:
+def list_folders(root: Path, limit: int = MAX_LISTED) -> list[str]:
+    """Folders under `root` (recursively, hidden ones skipped) as paths relative to it, sorted;
+    "." is the root itself (for a features root)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = ["."]
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_dir() and not any(part.startswith(".") for part in rel.parts) and is_inside(rel, root):
+            found.append(rel.as_posix())
+            if len(found) >= limit:
+                break
+    return found
+
+
+def resolve_folder_in_root(choice: str | None, root: Path, what: str, required: bool = True) -> Path | None:
+    """A user's choice of folder, resolved inside `root`; UserError if missing or outside it."""
+    if not choice:
+        if required:
+            raise UserError(f"choose a {what}")
+        return None
+    path = confine(choice, root)
+    if not path.is_dir():
+        raise UserError(f"{what} {choice!r} is not a folder under the data root")
+    return path
+
+
+def run_folder_name(preset: str, now: datetime | None = None, method: str = "vadclip") -> str:
     now = now or datetime.now(timezone.utc)
-    return f"run-{preset}-{now.strftime('%Y%m%d-%H%M%S')}"
+    kind = "" if method == "vadclip" else f"{method}-"
+    return f"run-{kind}{preset}-{now.strftime('%Y%m%d-%H%M%S')}"
 
 
 @dataclass
 class TrainingJob:
-    """One training run: its settings, progress events, log and outcome."""
+    """One training run (or one run per seed): its settings, progress events, log and outcome."""
 
-    config: TrainConfig
+    config: Any                        # vadclip.TrainConfig or vadclip.anomalyclip.TrainConfig
+    seeds: tuple[int, ...] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     events: list[dict] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
-    result: TrainResult | None = None
+    result: Any = None                 # the trainer's TrainResult (the latest run's, with seeds)
+    summary: dict | None = None        # with seeds: `seeds.train_seeds`' summary
     error: str | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
@@ -84,9 +118,9 @@ class TrainingJob:
             return "stopping" if self.stop.is_set() else "running"
         if self.error:
             return "failed"
-        if self.result is not None and self.result.cancelled:
+        if (self.result is not None and self.result.cancelled) or (self.summary or {}).get("cancelled"):
             return "cancelled"
-        return "finished" if self.result is not None else "starting"
+        return "finished" if self.result is not None or self.summary is not None else "starting"
 
 
 @dataclass(frozen=True)
@@ -112,11 +146,13 @@ class Trainer:
         self._lock = threading.Lock()
         self.job: TrainingJob | None = None
 
-    def start(self, config: TrainConfig) -> TrainingJob:
+    def start(self, config, seeds: tuple[int, ...] | None = None) -> TrainingJob:
+        """Start `config` (either method) in the background; with `seeds`, one run per seed in
+        ``<out_dir>/seed_<s>`` and a summary."""
         with self._lock:
             if self.job is not None and self.job.running:
                 raise UserError("a training is already running; cancel it or wait for it to finish")
-            job = TrainingJob(config=config)
+            job = TrainingJob(config=config, seeds=tuple(seeds) if seeds else None)
             job.thread = threading.Thread(target=self._run, args=(job,), daemon=True,
                                           name="vadclip-train")
             self.job = job
@@ -132,8 +168,19 @@ class Trainer:
                     job.log.append(line)
                     del job.log[:-MAX_LOG_LINES]
 
+        def train_and_keep(config, **kwargs):
+            job.result = train(config, **kwargs)
+            return job.result
+
         try:
-            job.result = train(job.config, on_progress=on_progress, should_stop=job.stop.is_set)
+            if job.seeds:
+                job.summary = train_seeds(job.config, job.seeds, on_progress=on_progress,
+                                          should_stop=job.stop.is_set, train_fn=train_and_keep)
+                if job.summary["n_runs"]:
+                    with self._lock:
+                        job.log.extend(format_seeds_table(job.summary).splitlines())
+            else:
+                train_and_keep(job.config, on_progress=on_progress, should_stop=job.stop.is_set)
         except UserError as e:     # bad data or settings: its message goes to the page
             job.error = str(e)
         except Exception:          # a bug: the traceback goes to the server log only

@@ -71,13 +71,14 @@ def summary_metrics(result) -> dict:
 
 
 def train_seeds(config, seeds: Sequence[int], on_progress: Callable[[dict], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> dict:
+                should_stop: Callable[[], bool] | None = None, train_fn: Callable = train) -> dict:
     """`train` once per seed in sequence into ``<out_dir>/seed_<s>``, then ``seeds_summary.json``
-    (`seeds.train_seeds`); a cancelled run ends the sequence (the summary says ``cancelled``)."""
+    (`seeds.train_seeds`); a cancelled run ends the sequence (the summary says ``cancelled``).
+    `train_fn(config, on_progress=, should_stop=)` replaces `train` (e.g. to keep each result)."""
     def one_run(run_config):
         if on_progress is not None:
             on_progress({"kind": "log", "message": f"seed {run_config.seed}: training into {run_config.out_dir}"})
-        result = train(run_config, on_progress=on_progress, should_stop=should_stop)
+        result = train_fn(run_config, on_progress=on_progress, should_stop=should_stop)
         return SeedRun(summary_metrics(result), result.best_path, result.cancelled)
 
     return seeds_module.train_seeds(config, seeds, one_run)

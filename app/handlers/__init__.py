@@ -23,6 +23,8 @@ from .review import (ALL, DEFAULT_PAGE_SIZE, EXPORT_FORMATS, REVIEW_ACTIONS, REV
 from .train import (TrainingFiles, TrainingView, cancel_training, default_preset, default_training_files,
                     init_choices, recipe, start_training, training_file_choices, training_files,
                     training_view)
+from .train import (METHODS, AnomalyCLIPFiles, anomalyclip_file_choices, anomalyclip_presets, anomalyclip_recipe,
+                    check_seeds, default_anomalyclip_files, start_anomalyclip_training)
 
 __all__ = [
     "AppContext", "SessionJobs", "load_vocabularies",
@@ -40,5 +42,6 @@ __all__ = [
     # train
     "TrainingFiles", "TrainingView", "default_preset", "recipe", "init_choices", "training_files",
     "default_training_files", "training_file_choices", "start_training", "cancel_training",
-    "training_view",
+    "training_view", "METHODS", "AnomalyCLIPFiles", "anomalyclip_file_choices", "anomalyclip_presets",
+    "anomalyclip_recipe", "check_seeds", "default_anomalyclip_files", "start_anomalyclip_training",
 ]
