@@ -29,10 +29,12 @@
     return true;
   };
 
-  // the table's visible body rows (Gradio keeps hidden copies of cells for measuring)
-  const tableRows = (id) => Array.from(document.querySelectorAll(`#${id} tbody tr`)).filter(visible);
+  // a table's body rows (ARIA grid rows holding cells; Gradio also keeps a hidden sizing copy)
+  const ROW = "[role=row]", CELL = "[role=gridcell]";
+  const tableRows = (id) => Array.from(document.querySelectorAll(`#${id} ${ROW}`))
+    .filter((row) => visible(row) && row.querySelector(CELL));
   const cellText = (row, n) => {
-    const cells = row.querySelectorAll("td");
+    const cells = row.querySelectorAll(CELL);
     return cells.length > n ? cells[n].innerText.trim() : "";
   };
   // Analyse tab segment table columns: #, start (s), end (s), ...
@@ -41,14 +43,14 @@
   })).filter((s) => Number.isFinite(s.start));
 
   document.addEventListener("click", (event) => {
-    const row = event.target.closest && event.target.closest("#segment-table tbody tr");
+    const row = event.target.closest && event.target.closest(`#segment-table ${ROW}`);
     if (row) {
       const spans = segmentSpans();
       const n = spans.findIndex((s) => s.row === row);
       if (n >= 0) { desk.current.analyse = n; desk.seek(spans[n].start); highlight(); }
       return;
     }
-    const qrow = event.target.closest && event.target.closest("#review-table tbody tr");
+    const qrow = event.target.closest && event.target.closest(`#review-table ${ROW}`);
     if (qrow) desk.current.review = tableRows("review-table").indexOf(qrow);
   }, true);
 
@@ -122,8 +124,13 @@
     if (!rows.length) return;
     const n = Math.min(Math.max(desk.current[tab] + step, 0), rows.length - 1);
     desk.current[tab] = n;
-    const cell = rows[n].querySelector("td");
-    if (cell) { cell.scrollIntoView({ block: "nearest" }); cell.click(); }
+    const cell = rows[n].querySelector(CELL);
+    if (!cell) return;
+    cell.scrollIntoView({ block: "nearest" });
+    // the table selects a row on mousedown: send the events a real click sends
+    for (const type of ["mousedown", "mouseup", "click"]) {
+      cell.dispatchEvent(new MouseEvent(type, { bubbles: true, cancelable: true, button: 0, view: window }));
+    }
   }
 
   function press(sel) {

@@ -15,7 +15,7 @@ KEYS = (("j / k", "next / previous segment (seeks the player)"),
         ("Esc", "leave a text box (keys do nothing while typing)"))
 
 CSS = """
-tr.vad-current td {background: rgba(250, 204, 21, .35) !important}
+[role=row].vad-current [role=gridcell] {background: rgba(250, 204, 21, .35) !important}
 .vad-keys {font-size: .85em; opacity: .85}
 .vad-keys kbd {border: 1px solid #999; border-radius: 3px; padding: 0 4px; font-size: .9em;
                background: rgba(127,127,127,.12)}

@@ -83,9 +83,9 @@ def build_review_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State, segmen
                                    elem_id="review-filter")
             reviewer_f = gr.Dropdown([h.ALL], value=h.ALL, label="Decided by", scale=1,
                                      elem_id="filter-reviewer")
-            min_f = gr.Number(None, label="Score ≥", minimum=0, maximum=1, step=0.05, scale=1,
+            min_f = gr.Number(0.0, label="Score ≥", minimum=0, maximum=1, step=0.05, scale=1,
                               elem_id="filter-min")
-            max_f = gr.Number(None, label="Score ≤", minimum=0, maximum=1, step=0.05, scale=1,
+            max_f = gr.Number(1.0, label="Score ≤", minimum=0, maximum=1, step=0.05, scale=1,
                               elem_id="filter-max")
             sort = gr.Dropdown(list(h.SORT_CHOICES), value=next(iter(h.SORT_CHOICES)), label="Sort",
                                scale=1, elem_id="queue-sort")
