@@ -66,6 +66,11 @@ def centroid_file(checkpoint: Path) -> Path | None:
     return None
 
 
+def _is_centroid(path: Path) -> bool:
+    """An AnomalyCLIP centroid file (``ncentroid.pt`` / ``<name>.ncentroid.pt``): not a model."""
+    return path.name == "ncentroid.pt" or path.name.endswith(CENTROID_SUFFIX)
+
+
 def needs_centroid(key: str) -> bool:
     """True for an official AnomalyCLIP checkpoint without a centroid file beside it."""
     path = Path(key)
@@ -77,7 +82,8 @@ def scan_models(models_dir: Path, extra: list[str] | tuple[str, ...] = ()) -> li
     CLIP zero-shot."""
     found: list[Path] = []
     if models_dir.is_dir():
-        found = sorted(p for p in models_dir.iterdir() if not p.name.startswith(".") and checkpoint_kind(p))
+        found = sorted(p for p in models_dir.iterdir() if not p.name.startswith(".") and not _is_centroid(p)
+                       and checkpoint_kind(p))
     found += [Path(p) for p in extra if Path(p).exists() and Path(p).resolve() not in
               {f.resolve() for f in found}]
     choices = [ModelChoice(str(p.resolve()), describe_checkpoint(p), checkpoint_kind(p)) for p in found]

@@ -142,9 +142,9 @@ def comparison_figure(results: list[VideoScores], labels: list[str] | None = Non
     title = "Model comparison"
     if warning:
         title = f"<span style='color:#c00'><b>⚠ {warning}</b></span><br>{title}"
-    fig.update_layout(title=dict(text=title, font=dict(size=13)), height=480, template="plotly_white",
-                      hovermode="x unified", margin=dict(l=60, r=20, t=90 if warning else 70, b=40),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0))
+    fig.update_layout(title=dict(text=title, font=dict(size=13)), height=520, template="plotly_white",
+                      hovermode="x unified", margin=dict(l=60, r=20, t=90 if warning else 60, b=90),
+                      legend=dict(orientation="h", yanchor="top", y=-0.14, xanchor="left", x=0.0))
     fig.update_yaxes(range=[0, 1.05], title_text="score", row=1, col=1)
     fig.update_yaxes(type="category", categoryorder="array",
                      categoryarray=[f"{n + 1}" for n in range(len(results))], title_text="model", row=2, col=1)

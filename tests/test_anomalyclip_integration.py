@@ -291,6 +291,9 @@ def test_app_upload_official_ckpt_then_its_centroid(app_ctx, run_dir, tmp_path):
     assert needs_centroid(key) and h.model_vocabulary(ctx, key, "auto") is None
     label = next(c.label for c in h.model_choices(ctx, session) if c.key == key)
     assert "AnomalyCLIP" in label and "needs its centroid" in label
+    shutil.copyfile(run_dir / "ncentroid.pt", root / "models" / "ncentroid.pt")        # never listed as a model
+    assert "ncentroid.pt" not in [Path(c.key).name for c in h.model_choices(ctx, session)]
+    (root / "models" / "ncentroid.pt").unlink()
     with pytest.raises(CheckpointError, match="centroid"):
         ctx.registry.get(key, "auto", "cpu")
     (tmp_path / "bad.pt").write_bytes(b"not a tensor")

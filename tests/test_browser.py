@@ -214,3 +214,52 @@ def test_training_tab(page, server):
     page.click("button[role=tab]:has-text('Analyse')")
     page.click("#model input")
     page.get_by_role("option", name=re.compile(r"run-xd-.*\(ours, xd")).wait_for()
+
+
+def _anomalyclip_in_models(models: Path) -> str:
+    """The AnomalyCLIP fixture's last.ckpt in the models folder with its centroid beside it (the
+    name the page's centroid upload writes); returns its file name."""
+    import numpy as np
+    import torch
+
+    from vadclip import anomalyclip
+
+    fixture = SHARED / "fixtures" / "anomalyclip"
+    if not (fixture / "official_xd.ckpt").is_file():
+        pytest.skip(f"AnomalyCLIP fixtures not found under {fixture}")
+    fx = np.load(fixture / "parity_xd.npz")
+    videos = np.split(fx["train_normal_features"], np.cumsum(fx["train_normal_lengths"])[:-1])
+    shutil.copyfile(fixture / "official_xd.ckpt", models / "anomalyclip_xd.ckpt")
+    torch.save(torch.from_numpy(anomalyclip.normal_centroid(videos)), models / "anomalyclip_xd.ckpt.ncentroid.pt")
+    return "anomalyclip_xd.ckpt"
+
+
+def test_anomalyclip_analyse_then_compare_with_vadclip(page, server):
+    name = _anomalyclip_in_models(server["root"] / "models")
+    page.reload()                                              # the page rescans the models folder
+    page.wait_for_selector("#analyse-btn")
+    page.click("button[role=tab]:has-text('Analyse')")
+    upload_video(page, REPO / "assets" / "scuffle.mp4")
+    page.click("#model input")
+    page.get_by_role("option", name=re.compile(re.escape(name))).click()
+    page.wait_for_function("document.querySelector('#normal input, #normal textarea').value === 'Normal'")
+    assert "Car_accident" in page.input_value("#anomalies textarea")     # its trained classes, normal first
+    close_messages(page)
+    page.click("#analyse-btn")
+    visible_text(page, "#summary", "frames scored one by one").wait_for()
+    page.wait_for_selector("#timeline .js-plotly-plot")
+    assert "AnomalyCLIP" in page.inner_text("#summary")
+    shot(page, "12_anomalyclip_timeline")
+
+    page.get_by_text("Compare with another model").click()
+    page.click("#compare-model input")
+    page.get_by_role("option", name=re.compile("official_xd.pth")).filter(visible=True).first.click()
+    page.click("#compare-btn")
+    page.wait_for_selector("#compare-timeline .js-plotly-plot")
+    summary = visible_text(page, "#compare-summary", "VadCLIP")
+    summary.wait_for()
+    text = page.inner_text("#compare-summary")
+    assert "AnomalyCLIP" in text and "VadCLIP" in text and "segment(s)" in text
+    legend = page.inner_text("#compare-timeline")
+    assert "(score)" in legend and "(c)" in legend               # both curves, one timeline
+    shot(page, "13_compare_anomalyclip_vadclip")
