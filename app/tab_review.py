@@ -175,13 +175,13 @@ def build_review_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State, segmen
     table.select(guard(pick, 5), [table], [selected_item, selected_md, new_label, note, history_md], **PRIVATE)
 
     def review_action(action: str):
-        def decide(item_id, label_text, note_text, typed, sess, *queue_values,
-                   request: gr.Request, profile: gr.OAuthProfile | None):
+        def decide(item_id, label_text, note_text, typed, sess, video, label, status, lo, hi, who,
+                   sort_name, page_number, request: gr.Request, profile: gr.OAuthProfile | None):
             record = h.decide(ctx, item_id, action, new_label=label_text, note=note_text,
                               reviewer=ReviewerBox.who(typed, request, profile))
             gr.Info(f"#{record.id}: {record.status} (by {record.reviewer})")
-            return (*queue(*queue_values), h.item_markdown(record), h.history_markdown(record.history),
-                    h.segment_rows(ctx, sess))
+            return (*queue(video, label, status, lo, hi, who, sort_name, page_number),
+                    h.item_markdown(record), h.history_markdown(record.history), h.segment_rows(ctx, sess))
         return decide
 
     decide_inputs = [selected_item, new_label, note, reviewer.name, session, *queue_inputs]
