@@ -69,7 +69,7 @@ def register(subparsers) -> None:
     p.add_argument("--features-root", required=True,
                    help="folder holding the downloaded features; listed files are found by name under it")
     p.add_argument("--test-list", required=True,
-                   help="vadclip: list/xd_CLIP_rgbtest.csv or list/ucf_CLIP_rgbtest.csv; anomalyclip: Anomaly_Test.txt")
+                   help="vadclip: the official test CSV (XD: list/xd_CLIP_rgbtest.csv); anomalyclip: Anomaly_Test.txt")
     p.add_argument("--annotations", required=True, action="append",
                    help="vadclip: the official annotation file(s), repeatable; anomalyclip: "
                         "Temporal_Anomaly_Annotation_for_Testing_Videos.txt")
