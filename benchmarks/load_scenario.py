@@ -119,7 +119,7 @@ def run_user(server: AppServer, plan: list[Request]) -> list[Outcome]:
                                  server.model_key, "auto", "4", request.threshold, "c", 0.0, 0.0,
                                  api_name="/analyse")
             summary, rows = out[1], out[3]["data"]
-            decided = client.predict(1, request.action, request.note, api_name="/decide_segment")["data"]
+            decided = client.predict(1, request.action, request.note, "", api_name="/decide_segment")["data"]
         except Exception as e:       # recorded: the test reports every failed request
             errors.append(f"{type(e).__name__}: {e}")
         outcomes.append(Outcome(request, summary, rows, decided, time.perf_counter() - start, errors))

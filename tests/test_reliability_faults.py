@@ -91,7 +91,7 @@ def test_sigkill_mid_analysis_and_mid_training_loses_nothing(tmp_path):
         client = server.client()
         first = analyse(client, root / "short.mp4", server.model_key).result()
         assert len(first[3]["data"]) >= 1
-        client.predict(1, "confirm", "kept after a crash", api_name="/decide_segment")
+        client.predict(1, "confirm", "kept after a crash", "", api_name="/decide_segment")
         decided = stored_decisions(root / "data")
         assert len(decided) == 1
         entries = check_cache(root / "data")
