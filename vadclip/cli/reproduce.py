@@ -88,6 +88,8 @@ def reproduce_vadclip(args: argparse.Namespace) -> dict:
 
     if args.preset not in ("xd", "ucf"):
         raise OptionError(f"--preset {args.preset}: VadCLIP has the presets xd and ucf")
+    if args.centroid:
+        raise OptionError("--centroid is only for AnomalyCLIP checkpoints")
     options = test_time_options(args)
     eval_set = load_eval_set(args.test_list, args.annotations, preset=args.preset, features_root=args.features_root)
     model = load_vadclip_model(args.checkpoint, preset=args.preset, device=resolve_device(args.device))

@@ -108,7 +108,7 @@ def vadclip_config(args: argparse.Namespace) -> TrainConfig:
     """VadCLIP's TrainConfig from the parsed options (absent ones keep the dataclass defaults)."""
     if args.preset not in PRESETS:
         raise OptionError(f"--preset {args.preset}: VadCLIP has the presets {', '.join(PRESETS)}")
-    if not args.train_list:
+    if not args.train_list:          # (other training sources, e.g. reviewed videos, go beside --train-list)
         raise OptionError("--train-list is required for --method vadclip")
     values = {"eval_every_steps": args.eval_every, **vars(args)}
     names = {f.name for f in fields(TrainConfig)} - {"out_dir"}
