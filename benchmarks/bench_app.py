@@ -1,6 +1,7 @@
 """App latency on CPU: upload-to-plot for a 60 s 480p video, and instant re-scoring.
 
     python benchmarks/bench_app.py [--model vadclip|zeroshot] [--samples 4 1] [--work-dir DIR]
+    python benchmarks/bench_app.py --anomalyclip [--seconds 10]
 
 Synthesises a 60-second 854x480 25 fps H.264 video (kept in --work-dir for re-runs), then runs
 the app's own handlers (app/handlers/) the way the Analyse tab does, with a ViT-B-16 CLIP with
@@ -17,6 +18,13 @@ RANDOM weights (no download possible here; the timing is the same as with real w
   encoder), and the XD vocabulary with one new class added each time; re-detect = new threshold /
   branch (no model call); all median of --repeats runs.
 - cached = the same video analysed again from a fresh tab (features from the on-disk cache).
+
+`--anomalyclip`: upload-to-plot of the same example (`--seconds` long) with AnomalyCLIP (xd,
+per-frame: every frame encoded, one row per frame, timeline pooled to <= 2000 points) vs
+VadCLIP (xd, 16-frame snippets at 4 and at 16 frames per snippet), both models on ONE random
+ViT-B-16 (the same tensors, as two real checkpoints on OpenAI CLIP are), each from an empty
+feature cache; then the app's comparison of the two (`compare`: one per-frame extraction, the
+VadCLIP snippets derived as 16-frame means) against the two analyses apart.
 """
 from __future__ import annotations
 
@@ -88,6 +96,73 @@ def render(session: Session) -> str:
     return timeline_figure(session.scores).to_json()
 
 
+def anomalyclip_vs_vadclip(work: Path, seconds: int) -> None:
+    """The `--anomalyclip` comparison (see the module docstring)."""
+    from vadclip import anomalyclip
+    from vadclip.anomalyclip.model import AnomalyCLIP
+    from vadclip.checkpoint import get_tokenizer
+    from app.plots import comparison_figure
+
+    video, t_synth = timed(lambda: synth_video(work / f"bench_{seconds}s_480p.mp4", seconds))
+    print(f"video: {video} ({WIDTH}x{HEIGHT}, {FPS} fps, {seconds} s; synthesised in {t_synth:.1f} s)")
+    models = work / "models_ac"
+    models.mkdir(exist_ok=True)
+    vad_file, ac_file = models / "random_vadclip_xd.safetensors", models / "random_anomalyclip_xd.safetensors"
+    if not (vad_file.is_file() and ac_file.is_file()):
+        vad = build_model("xd", clip="random")
+        torch.manual_seed(0)
+        ac = AnomalyCLIP(anomalyclip.get_preset("xd")[0], vad.clipmodel, vad.clip_info, get_tokenizer())
+        save_checkpoint(vad, vad_file, {"note": "random CLIP, benchmark only"})
+        anomalyclip.save_checkpoint(ac, ac_file, {"note": "random CLIP, benchmark only"})
+    params = DetectionParams()
+
+    def fresh_context() -> h.AppContext:
+        data = work / "data_ac"
+        for entry in (data / "feature_cache").glob("*"):          # measure extraction, not the cache
+            entry.unlink()
+        return h.AppContext.create(AppConfig(models_dir=models, data_dir=data, clip="random", device="cpu",
+                                             max_video_s=3600))
+
+    ctx = fresh_context()
+    keys = {"vadclip": str(vad_file.resolve()), "anomalyclip": str(ac_file.resolve())}
+    for name, key in keys.items():
+        loaded, t_load = timed(lambda: ctx.registry.get(key, "auto", ctx.device))
+        print(f"{name}: {loaded.detector.description}; loaded in {t_load:.1f} s")
+    print()
+    print(f"{'model':<12} {'rows':>6} {'images':>7} {'analyse s':>10} {'plot s':>7} {'upload->plot s':>15} "
+          f"{'images/s':>9}")
+    runs = (("vadclip", 4), ("vadclip", 16), ("anomalyclip", 16))
+    times = {}
+    for name, samples in runs:
+        ctx.close()
+        ctx = fresh_context()
+        detector = ctx.registry.get(keys[name], "auto", ctx.device).detector
+        boxes = (h.vocabulary_boxes(detector.default_class_names) if detector.fixed_vocabulary
+                 else h.vocabulary_boxes(ctx.vocabularies["XD-Violence"]))
+        session, t_analyse = timed(lambda: h.analyse(ctx, Session(), str(video), *boxes, keys[name], "auto",
+                                                     samples, params))
+        _, t_plot = timed(lambda: render(session))
+        s = session.scores
+        images = s.n_snippets * s.samples_per_snippet
+        times[(name, samples)] = t_analyse + t_plot
+        label = f"{name}@{samples}" if name == "vadclip" else name
+        print(f"{label:<12} {s.n_snippets:>6} {images:>7} {t_analyse:>10.1f} {t_plot:>7.2f} "
+              f"{t_analyse + t_plot:>15.1f} {images / t_analyse:>9.2f}")
+    ctx.close()
+    ctx = fresh_context()
+    result, t_compare = timed(lambda: h.compare(ctx, str(video), *h.vocabulary_boxes(ctx.vocabularies["XD-Violence"]),
+                                                [(keys["anomalyclip"], "auto"), (keys["vadclip"], "auto")], 16, params))
+    _, t_fig = timed(lambda: comparison_figure(result.scores).to_json())
+    apart = times[("vadclip", 16)] + times[("anomalyclip", 16)]
+    print()
+    print(f"compare AnomalyCLIP + VadCLIP@16 on one timeline: {t_compare + t_fig:.1f} s "
+          f"(the two analyses apart: {apart:.1f} s)")
+    for note in result.notes:
+        print(f"  note: {note}")
+    print("note: RANDOM CLIP WEIGHTS (timing only; the scores are meaningless)")
+    ctx.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["vadclip", "zeroshot"], default="vadclip")
@@ -96,13 +171,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "vadclip-bench-app"))
+    ap.add_argument("--anomalyclip", action="store_true",
+                    help="AnomalyCLIP vs VadCLIP upload-to-plot on one example, and their comparison")
+    ap.add_argument("--seconds", type=int, default=10, help="length of the --anomalyclip example (s)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     work = Path(a.work_dir)
     (work / "models").mkdir(parents=True, exist_ok=True)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads {a.threads}, "
-          f"torch {torch.__version__}, CUDA {'yes' if torch.cuda.is_available() else 'no'}")
+          f"torch {torch.__version__}, CUDA {'yes' if torch.cuda.is_available() else 'no'}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if a.anomalyclip:
+        anomalyclip_vs_vadclip(work, a.seconds)
+        return
     video, t_synth = timed(lambda: synth_video(work / "bench_60s_480p.mp4"))
     print(f"video: {video} ({video.stat().st_size / 1e6:.1f} MB, {WIDTH}x{HEIGHT}, {FPS} fps, "
           f"{SECONDS} s; synthesised in {t_synth:.1f} s)")
