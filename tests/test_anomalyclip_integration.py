@@ -337,6 +337,14 @@ def test_app_analyse_with_anomalyclip(app_ctx, run_dir):
         h.analyse(ctx, Session(), str(root / "clip.mp4"), "normal", "fight\nriot", key, "auto", 4, params)
     reworded = h.rescore(ctx, session, "calm", anomalies.replace("Riot", "street riot"), key, "auto", params)
     assert reworded.scores.class_names[0] == "calm" and "street riot" in reworded.scores.class_names
+    # zero-shot on the same CLIP re-scores the per-frame features as 16-frame means, nothing decoded
+    from app.models import ZERO_SHOT
+    zero_shot = h.rescore(ctx, session, "normal", "fighting\nriot", ZERO_SHOT, "auto", params)
+    assert (zero_shot.scores.snippet_frames, zero_shot.scores.n_snippets, zero_shot.scores.samples_per_snippet) == (16, 6, 16)
+    with pytest.raises(UserError, match="press Analyse"):            # snippets cannot become frames
+        h.rescore(ctx, zero_shot, normal, anomalies, key, "auto", params)
+    with pytest.raises(UserError, match="another CLIP"):
+        h.rescore(ctx, session, "normal", "fighting", str(root / "models" / "official_xd.pth"), "auto", params)
 
 
 def test_timeline_pools_long_results_for_drawing_only():

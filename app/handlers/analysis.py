@@ -217,14 +217,20 @@ def rescore(ctx: AppContext, session: Session, normal: str, anomalies: str, mode
     if not _same_clip(detector, ctx.registry.get(*session.model_key, ctx.device).detector):
         raise UserError("this model runs on another CLIP than the analysed features: press Analyse")
     kept = replace(session.features, cache_hit=True)       # the session's copy: nothing decoded
+    if detector.frames_per_row != kept.frames_per_row:
+        if kept.frames_per_row != 1:
+            raise UserError("this model scores every frame but the analysed features are 16-frame snippets: "
+                            "press Analyse")
+        kept = snippet_features(kept)          # a snippet model after a per-frame one: 16-frame means
     scores = score_video_features(kept, detector, names, params)
     return _publish(ctx, replace(session, model_key=(model_key, preset)), scores)
 
 
 def _same_clip(a: Detector, b: Detector) -> bool:
     """Whether two detectors' features come from the same CLIP weights."""
-    return a.clip_model is b.clip_model or (backbone_id(a.clip_info, a.clip_model)
-                                            == backbone_id(b.clip_info, b.clip_model))
+    return (a.clip_model is b.clip_model
+            or backbone_id(a.clip_info, a.clip_model) == backbone_id(b.clip_info, b.clip_model)
+            or (a.clip_info.image_size == b.clip_info.image_size and same_image_tower(a.clip_model, b.clip_model)))
 
 
 def auto_rescore(ctx: AppContext, session: Session, normal: str, anomalies: str, model_key: str,

@@ -252,7 +252,7 @@ def load_official_checkpoint(path: str | os.PathLike, preset: str = "xd", centro
     `preset` ("xd", "ucf", "sht") names the classes, normal id and input layout; `centroid` is a
     [512] array / tensor or a path to `ncentroid.pt` / `.npy` (default: `ncentroid.pt` beside the
     checkpoint or one folder up). Raises `CheckpointError` (`UnsafeCheckpointError` for a file
-    that would run code) or ValueError with the reason.
+    that would run code; a bad centroid too) or `OptionError` (unknown preset) with the reason.
     """
     path = Path(path)
     name = path.name

@@ -55,7 +55,7 @@ def score_frames(model: AnomalyCLIP, features: np.ndarray | torch.Tensor, class_
     """Score one video's [N, 512] per-frame CLIP features (any N >= 1) like the official test code.
 
     `class_names` may reword the model's classes (same count and order); default: its own.
-    Raises ValueError on malformed features (shape, NaN / Inf) or class names.
+    Raises a `UserError` on malformed features (shape, NaN / Inf) or class names (`VocabularyError`).
     """
     names = model.check_class_names(class_names)
     if isinstance(features, torch.Tensor):
