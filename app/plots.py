@@ -54,14 +54,16 @@ def _step(start_s: np.ndarray, end_s: np.ndarray, values: np.ndarray) -> tuple[n
     return x, y
 
 
-def timeline_figure(scores: VideoScores, selected: int | None = None, warning: str = "") -> go.Figure:
+def timeline_figure(scores: VideoScores, selected: int | None = None, warning: str = "",
+                    max_points: int = MAX_POINTS) -> go.Figure:
     """Every coarse curve (the detection branch solid, the others dotted), the threshold, segments
     shaded and labelled, and the per-class heat map under it on the same time axis.
 
-    `selected` highlights one segment; `warning` (e.g. random weights) is printed in the title.
+    `selected` highlights one segment; `warning` (e.g. random weights) is printed in the title;
+    `max_points` caps the columns drawn per trace (`pooled_rows`).
     """
     params = scores.params
-    start_s, end_s, curves, fine = pooled_rows(scores)
+    start_s, end_s, curves, fine = pooled_rows(scores, max_points)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         row_heights=[0.58, 0.42],
                         subplot_titles=("Anomaly score over time", "Class probabilities"))

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_app.py [--model vadclip|zeroshot] [--samples 4 1] [--work-dir DIR]
     python benchmarks/bench_app.py --anomalyclip [--seconds 10]
+    python benchmarks/bench_app.py --plot-pooling
 
 Synthesises a 60-second 854x480 25 fps H.264 video (kept in --work-dir for re-runs), then runs
 the app's own handlers (app/handlers/) the way the Analyse tab does, with a ViT-B-16 CLIP with
@@ -163,6 +164,30 @@ def anomalyclip_vs_vadclip(work: Path, seconds: int) -> None:
     ctx.close()
 
 
+def plot_pooling(rows: int = 18_000, repeats: int = 3) -> None:
+    """Timeline of a 10-minute per-frame result (`rows` frames at 30 fps, 7 classes): build + JSON
+    time and size, pooled for drawing (the app) vs every row drawn."""
+    import app.plots as plots
+    from vadclip.results import VideoScores
+
+    rng = np.random.default_rng(0)
+    start = np.arange(rows) / 30.0
+    fine = rng.dirichlet(np.ones(7), size=rows).astype(np.float32)
+    scores = VideoScores(video="long.mp4", content_hash="x", fps=30.0, n_frames=rows, duration_s=rows / 30,
+                         snippet_frames=1, samples_per_snippet=1, snippet_start_s=start, snippet_end_s=start + 1 / 30,
+                         curves={"score": rng.random(rows).astype(np.float32)}, fine=fine,
+                         class_names=[f"class {k}" for k in range(7)], segments=[],
+                         params=DetectionParams(branch="score"), model="per-frame")
+    for label, cap in ((f"pooled to <= {plots.MAX_POINTS} points", plots.MAX_POINTS), ("every row", rows)):
+        times, size = [], 0
+        for _ in range(repeats):
+            text, t = timed(lambda: plots.timeline_figure(scores, max_points=cap).to_json())
+            times.append(t)
+            size = len(text)
+        print(f"timeline of {rows} per-frame rows, {label}: {statistics.median(times):.2f} s "
+              f"(median of {repeats}), {size / 1e6:.2f} MB of JSON to the page")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["vadclip", "zeroshot"], default="vadclip")
@@ -174,6 +199,8 @@ def main() -> None:
     ap.add_argument("--anomalyclip", action="store_true",
                     help="AnomalyCLIP vs VadCLIP upload-to-plot on one example, and their comparison")
     ap.add_argument("--seconds", type=int, default=10, help="length of the --anomalyclip example (s)")
+    ap.add_argument("--plot-pooling", action="store_true",
+                    help="only time the timeline of a 10-minute per-frame result, pooled vs every row")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     work = Path(a.work_dir)
@@ -182,6 +209,9 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads {a.threads}, "
           f"torch {torch.__version__}, CUDA {'yes' if torch.cuda.is_available() else 'no'}, "
           f"load average {os.getloadavg()[0]:.1f}")
+    if a.plot_pooling:
+        plot_pooling()
+        return
     if a.anomalyclip:
         anomalyclip_vs_vadclip(work, a.seconds)
         return
