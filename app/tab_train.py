@@ -81,6 +81,17 @@ def build_train_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State, model: 
                          elem_id="train-log")
         checkpoint = gr.File(label="Checkpoint", elem_id="train-checkpoint")
         timer = gr.Timer(1.0, active=False)
+        with gr.Accordion("Fine-tune from reviews (VadCLIP)", open=False, elem_id="reviews-section"):
+            gr.Markdown("Moderators' decisions become training data: reviewed videos whose features are "
+                        "cached (confirmed segments abnormal with their final class, dismissed and "
+                        "unflagged ones normal) fine-tune the *Start from* checkpoint with the batch size "
+                        "and max steps above; part of the reviewed videos is held out and scored before "
+                        "and after.")
+            with gr.Row():
+                reviews_holdout = gr.Slider(0.1, 0.5, value=0.3, step=0.05, label="Held-out share of reviewed videos",
+                                            elem_id="reviews-holdout")
+                reviews_btn = gr.Button("Fine-tune on reviewed videos", variant="primary", elem_id="reviews-start")
+            reviews_md = gr.Markdown("", elem_id="reviews-result")
 
     def show_recipe(chosen_method, name):
         if chosen_method == ANOMALYCLIP:
@@ -129,6 +140,14 @@ def build_train_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State, model: 
         return gr.Timer(active=True), "Training started…"
 
     # API order: the VadCLIP inputs first (as before AnomalyCLIP came), then the method and the rest
+    def from_reviews(init_key, name, share, batch, steps, sess):
+        result = h.fine_tune_on_reviews(ctx, init_key, name, share, batch, steps)
+        choices = h.model_choices(ctx, sess)                  # the new run joins the model choice
+        return h.fine_tune_markdown(result), gr.Dropdown(choices=options(choices))
+
+    reviews_btn.click(guard(from_reviews, 2), [init, preset, reviews_holdout, batch_size, max_steps, session],
+                      [reviews_md, model], concurrency_id="compute", **PRIVATE)
+
     start_btn.click(guard(start, 2), [train_list, test_list, annotations, preset, init, epochs, lr, batch_size,
                                       max_steps, method, features_root, ac_normal, ac_abnormal, ac_test,
                                       ac_annotations, ac_features, warmup_epochs, seeds], [timer, status],

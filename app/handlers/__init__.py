@@ -19,7 +19,8 @@ from .context import AppContext, SessionJobs, load_vocabularies
 from .review import (ALL, DEFAULT_PAGE_SIZE, EXPORT_FORMATS, REVIEW_ACTIONS, REVIEW_COLUMNS, REVIEW_FILTERS,
                      SORT_CHOICES, FilterChoices, QueueView, bulk_apply, bulk_markdown, bulk_preview, decide,
                      export_reviews, filter_choices, history_markdown, item_markdown, queue_filter, queue_view,
-                     review_item, review_records, review_row, review_rows, reviewer_name)
+                     review_item, review_records, review_row, review_rows, reviewer_name,
+                     fine_tune_on_reviews, fine_tune_markdown)
 from .train import (TrainingFiles, TrainingView, cancel_training, default_preset, default_training_files,
                     init_choices, recipe, start_training, training_file_choices, training_files,
                     training_view)
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE", "FilterChoices", "QueueView", "reviewer_name", "queue_filter", "filter_choices",
     "queue_view", "review_row", "review_records", "review_rows", "review_item", "item_markdown",
     "history_markdown", "decide", "bulk_preview", "bulk_markdown", "bulk_apply", "export_reviews",
+    "fine_tune_on_reviews", "fine_tune_markdown",
     # train
     "TrainingFiles", "TrainingView", "default_preset", "recipe", "init_choices", "training_files",
     "default_training_files", "training_file_choices", "start_training", "cancel_training",

@@ -3,10 +3,13 @@ item and its history, decisions, bulk decisions with a confirmation step, export
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from vadclip.errors import UserError
+from vadclip.factory import ZERO_SHOT
+from vadclip.reviews_dataset import ReviewFineTune, fine_tune_from_reviews
 
 from .. import export, media
 from ..review_db import SORT_KEYS, STATUSES, BulkPreview, HistoryEntry, QueueFilter, ReviewRecord
@@ -236,3 +239,34 @@ def export_reviews(ctx: AppContext, fmt: str, filters: QueueFilter | None = None
                                           analysis=session.scores if session else None)
     except ValueError as e:
         raise UserError(str(e)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# reviews become training data
+
+def fine_tune_on_reviews(ctx: AppContext, init_key: str, preset: str, holdout: float = 0.3,
+                         batch_size: int | float | None = None, max_steps: int | float | None = None,
+                         on_progress=None) -> ReviewFineTune:
+    """Fine-tune the VadCLIP checkpoint `init_key` on this app's reviewed videos whose features
+    are in its feature cache (`vadclip.reviews_dataset`), into a new run folder in the models
+    folder (so it joins the model choice); returns the held-out metrics before and after."""
+    if not init_key or init_key == ZERO_SHOT:
+        raise UserError("choose a VadCLIP checkpoint to start from (zero-shot cannot be fine-tuned)")
+    out = ctx.config.models_dir / f"reviews-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    options = {}
+    if batch_size:
+        options["batch_size"] = int(batch_size)
+    if max_steps:
+        options["max_steps"] = int(max_steps)
+    return fine_tune_from_reviews(ctx.config.database_url, init_key, out, cache_dir=ctx.config.cache_dir, preset=preset,
+                                  holdout=float(holdout), device=ctx.device, on_progress=on_progress, **options)
+
+
+def fine_tune_markdown(result: ReviewFineTune) -> str:
+    """The before / after table of a fine-tune from reviews."""
+    m = [("before (the starting checkpoint)", result.before), ("after fine-tuning", result.after)]
+    rows = "\n".join(f"| {name} | {r['auc_c']:.4f} | {r['ap_c']:.4f} | {r['auc_a']:.4f} | {r['ap_a']:.4f} |"
+                     for name, r in m)
+    return (f"**{result.dataset.summary()}**; {result.steps} steps → `{result.checkpoint.parent.name}` "
+            f"(now in the model choice).\n\n| held-out reviewed videos | AUC (C) | AP (C) | AUC (A) | AP (A) |\n"
+            f"|---|---|---|---|---|\n{rows}")

@@ -84,6 +84,12 @@ def register(subparsers) -> None:
     v.add_argument("--padding-aware-attention", action="store_const", const=True,
                    help="improvement, off by default: the local transformer does not attend to padding "
                         "(the official code does; ModelConfig.padding_aware_attention, issue 16)")
+    v.add_argument("--from-reviews", metavar="DB_URL",
+                   help="train on the review app's decisions instead of --train-list: reviewed videos whose "
+                        "features are cached (--feature-cache), fine-tuning --init; part of the reviewed "
+                        "videos is held out and evaluated before and after (vadclip.reviews_dataset)")
+    v.add_argument("--feature-cache", help="with --from-reviews: the app's feature cache (DATA_DIR/feature_cache)")
+    v.add_argument("--holdout", type=float, default=0.3, help="with --from-reviews: share of reviewed videos held out")
     v.add_argument("--return-memory", action="store_true",
                    help="let the C allocator hand freed memory back to the system (by default this process "
                         "keeps it for reuse: CPU steps run ~10%% faster, but memory stays at its peak)")
@@ -168,8 +174,26 @@ class Progress:
             self.bar = None
 
 
+def run_from_reviews(args: argparse.Namespace) -> int:
+    """`--from-reviews`: fine-tune --init on the reviewed videos and print the before/after table."""
+    from ..reviews_dataset import fine_tune_from_reviews
+
+    if args.method != "vadclip" or not args.init or not args.feature_cache or args.train_list:
+        raise OptionError("--from-reviews needs --init CHECKPOINT and --feature-cache DIR, with --method "
+                          "vadclip and no --train-list")
+    options = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
+                                 ("seed", args.seed), ("max_steps", args.max_steps)) if v is not None}
+    result = fine_tune_from_reviews(args.from_reviews, args.init, args.out, cache_dir=args.feature_cache,
+                                    preset=args.preset, holdout=args.holdout, device=args.device,
+                                    on_progress=Progress(own_bar=False), **options)
+    print(result.report())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     _refuse_other_method(args)
+    if getattr(args, "from_reviews", None):
+        return run_from_reviews(args)
     if args.seeds is not None and args.seed is not None:
         raise OptionError("give --seed or --seeds, not both")
     config = vadclip_config(args) if args.method == "vadclip" else anomalyclip_config(args)
