@@ -8,10 +8,15 @@ The batch is `--batch` clips of 32 x 16 = 512 frames (half abnormal, half normal
 random features around a random centroid and a keep mask drawn as the official one. Both sides
 start from the same freshly initialised model (its CLIP from `--clip`, default the small random
 CLIP inside the VadCLIP fixture checkpoint), take the same batch and one AdamW step. Each side
-first takes one untimed warm-up step, then the two are timed in alternating pairs, each repeat
-from the same starting weights. Printed: best and median wall time of each side, the speed-up of
-each back-to-back pair, both sides' losses, the largest gradient difference (relative to the
-tensor's largest gradient) and the largest updated-parameter difference (in units of lr).
+first takes one untimed warm-up step, then the sides are timed in turn, round after round, each
+from the same starting weights. Three sides: ours with the official reversible axial transformer
+(the default), ours with the model's opt-in grid path (`TrainConfig(reversible=False)`: ordinary
+autograd, no recomputation), and the per-clip transcription. Printed: best and median wall time of
+each side, its speed-up over the per-clip side (best times, and the median of the per-round
+ratios, robust to a machine whose speed drifts), the losses, the largest gradient difference
+(relative to the tensor's largest gradient) and the largest updated-parameter difference (in units
+of lr; AdamW's first step moves each weight by about lr, so rounding-level gradient differences on
+near-zero gradients can show as a fraction of lr).
 """
 from __future__ import annotations
 
@@ -65,8 +70,9 @@ def main() -> None:
         start.ncentroid.copy_(centroid)
     keep = draw_keep_mask(a.batch, model_config.num_segments, recipe.dropout, torch.Generator().manual_seed(0))
 
-    def run(step) -> tuple[float, torch.nn.Module, dict]:
+    def run(step, reversible: bool = True) -> tuple[float, torch.nn.Module, dict]:
         model = copy.deepcopy(start).train()
+        model.temporal_model.reversible = reversible
         optimizer = make_optimizer(model, recipe)
         t = time.perf_counter()
         losses = step(model, optimizer)
@@ -74,35 +80,38 @@ def main() -> None:
 
     ours = lambda m, o: train_step(m, o, features, labels, keep, recipe)
     reference = lambda m, o: official_train_step(m, o, features, labels, keep)
-    run(ours)
-    run(reference)
-    runs_ours, runs_ref = [], []
-    for _ in range(a.repeats):
-        runs_ours.append(run(ours))
-        runs_ref.append(run(reference))
-    t_ours, m_ours, l_ours = min(runs_ours, key=lambda r: r[0])
-    t_ref, m_ref, l_ref = min(runs_ref, key=lambda r: r[0])
-    med_ours = statistics.median(r[0] for r in runs_ours)
-    med_ref = statistics.median(r[0] for r in runs_ref)
-    params = [(n, p, q) for (n, p), (_, q) in zip(m_ours.named_parameters(), m_ref.named_parameters())
-              if p.grad is not None]
-    grad_diff = max(((p.grad - q.grad).abs().max() / (q.grad.abs().max() + 1e-30)).item() for _, p, q in params)
-    step_diff = max(((p.detach() - q.detach()).abs().max() / recipe.lr).item() for _, p, q in params)
+    sides = {"ours (official reversible path)": (ours, True),
+             "ours (grid path, reversible=False)": (ours, False),
+             "per-clip official transcription": (reference, True)}
+    for step, reversible in sides.values():          # untimed warm-up of each side
+        run(step, reversible)
+    runs = {name: [] for name in sides}
+    for _ in range(a.repeats):                       # timed in turn, one round after another
+        for name, (step, reversible) in sides.items():
+            runs[name].append(run(step, reversible))
+    ref_name = "per-clip official transcription"
+    ref_runs = runs[ref_name]
+    _, m_ref, l_ref = min(ref_runs, key=lambda r: r[0])
 
     print(f"machine: {platform.machine()} {platform.processor()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}")
     print(f"one AnomalyCLIP training step, batch {a.batch} x 512 x 512, {a.preset} preset "
-          f"(emb {model_config.emb_dim}, depth {model_config.depth}), CLIP {a.clip}, {a.repeats} timed pairs")
-    print("                                       best    median")
-    print(f"  ours (batched selection and losses) {t_ours:7.2f} s {med_ours:7.2f} s")
-    print(f"  per-clip official transcription     {t_ref:7.2f} s {med_ref:7.2f} s")
-    paired = [r[0] / o[0] for o, r in zip(runs_ours, runs_ref)]
-    print(f"  speed-up of ours: best {t_ref / t_ours:.2f}x, median {med_ref / med_ours:.2f}x, median of "
-          f"back-to-back pairs {statistics.median(paired):.2f}x (pairs: {', '.join(f'{r:.2f}' for r in paired)})")
-    print(f"  losses ours  {', '.join(f'{k} {v:.6f}' for k, v in l_ours.items())}")
-    print(f"  losses ref   {', '.join(f'{k} {v:.6f}' for k, v in l_ref.items())}")
-    print(f"  max gradient difference (relative to the tensor's largest gradient)  {grad_diff:.2e}")
-    print(f"  max updated-parameter difference, in units of lr   {step_diff:.3f}")
+          f"(emb {model_config.emb_dim}, depth {model_config.depth}), CLIP {a.clip}, {a.repeats} timed rounds")
+    print("                                          best    median   speed-up vs per-clip (best, median of rounds)")
+    for name, timed in runs.items():
+        best = min(r[0] for r in timed)
+        median = statistics.median(r[0] for r in timed)
+        paired = [r[0] / o[0] for o, r in zip(timed, ref_runs)]
+        print(f"  {name:38s} {best:6.2f} s {median:6.2f} s   {min(r[0] for r in ref_runs) / best:.2f}x, "
+              f"{statistics.median(paired):.2f}x (rounds: {', '.join(f'{p:.2f}' for p in paired)})")
+    for name, timed in runs.items():
+        _, m, losses = min(timed, key=lambda r: r[0])
+        params = [(p, q) for p, q in zip(m.parameters(), m_ref.parameters()) if q.grad is not None]
+        grad_diff = max(((p.grad - q.grad).abs().max() / (q.grad.abs().max() + 1e-30)).item() for p, q in params)
+        step_diff = max(((p.detach() - q.detach()).abs().max() / recipe.lr).item() for p, q in params)
+        print(f"  {name}: {', '.join(f'{k} {v:.6f}' for k, v in losses.items())}")
+        print(f"      max gradient difference vs per-clip (relative to the tensor's largest) {grad_diff:.2e}, "
+              f"max updated-parameter difference {step_diff:.3f} lr")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,17 @@ def test_one_step_on_the_official_batch(official, parity):
         torch.testing.assert_close(g, theirs[name], atol=1e-5, rtol=1e-4, msg=name)
     assert sum(g.abs().sum() for g in ours.values()) > 0
 
+    # the opt-in grid path (TrainConfig(reversible=False)): same losses and gradients to rounding
+    grid = copy.deepcopy(official).train()
+    grid.temporal_model.reversible = False
+    out = grid(features)
+    grid_losses = anomalyclip_losses(out.logits, out.scores, labels, select_segments(out.logits, labels, keep, normal_id),
+                                     normal_id)
+    assert abs(grid_losses["loss"].item() - float(parity["loss_total"])) < 1e-5
+    grid_losses["loss"].backward()
+    for name, g in grads(grid).items():
+        torch.testing.assert_close(g, ours[name], atol=1e-5, rtol=1e-4, msg=name)
+
     # the full step (AdamW, four groups) moves exactly the parameters that have gradients
     stepped = copy.deepcopy(official).train()
     before = {k: v.detach().clone() for k, v in stepped.named_parameters()}

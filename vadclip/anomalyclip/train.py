@@ -88,6 +88,9 @@ class TrainConfig:
     eval_every: int = 1               # evaluate every N epochs (and after the last)
     device: str = "auto"
     resume: bool = False
+    reversible: bool = True           # official reversible axial transformer (activations recomputed in
+                                      # the backward); False (opt-in): train through the model's grid path,
+                                      # same gradients up to float rounding, faster, more memory
 
 
 @dataclass
@@ -472,6 +475,7 @@ def train(config: TrainConfig, on_progress: Callable[[dict], None] | None = None
         if model.checkpoint_metadata.get("step") != run.step:
             raise TrainError(f"{out_dir}: {LAST} (step {model.checkpoint_metadata.get('step')}) and {STATE} "
                              f"(step {run.step}) disagree; the run was interrupted while saving")
+    model.temporal_model.reversible = config.reversible
     optimizer = make_optimizer(model, recipe)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
