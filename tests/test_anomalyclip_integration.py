@@ -341,8 +341,12 @@ def test_app_analyse_with_anomalyclip(app_ctx, run_dir):
     from app.models import ZERO_SHOT
     zero_shot = h.rescore(ctx, session, "normal", "fighting\nriot", ZERO_SHOT, "auto", params)
     assert (zero_shot.scores.snippet_frames, zero_shot.scores.n_snippets, zero_shot.scores.samples_per_snippet) == (16, 6, 16)
+    back = h.rescore(ctx, zero_shot, normal, anomalies, key, "auto", params)      # the session kept its frames
+    np.testing.assert_array_equal(back.scores.coarse(), scores.coarse())
+    snippets = h.analyse(ctx, Session(), str(root / "clip.mp4"), "normal", "fighting\nriot", ZERO_SHOT, "auto", 1,
+                         params)
     with pytest.raises(UserError, match="press Analyse"):            # snippets cannot become frames
-        h.rescore(ctx, zero_shot, normal, anomalies, key, "auto", params)
+        h.rescore(ctx, snippets, normal, anomalies, key, "auto", params)
     with pytest.raises(UserError, match="another CLIP"):
         h.rescore(ctx, session, "normal", "fighting", str(root / "models" / "official_xd.pth"), "auto", params)
 
