@@ -367,3 +367,16 @@ def test_training_through_the_grid_path_gives_the_official_gradients(fx, model):
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_clip_from_openai_state_dict_keeps_float32_values(fx):
+    """open_clip's OpenAI builder loads into float16 weights; a trained float32 text_projection
+    (AnomalyCLIP trains it) must come back exact, not rounded to float16."""
+    from vadclip.anomalyclip.checkpoint import read_lightning_checkpoint, split_official_state_dict
+    from vadclip.clip_backbone import clip_from_openai_state_dict
+
+    clip_sd, _ = split_official_state_dict(read_lightning_checkpoint(FIXTURE / "official_xd.ckpt")["state_dict"])
+    proj = clip_sd["text_projection"] + 1e-4 / 3             # not representable in float16
+    clip_sd["text_projection"] = proj
+    model = clip_from_openai_state_dict(clip_sd)
+    assert torch.equal(model.text_projection.detach(), proj)

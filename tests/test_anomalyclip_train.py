@@ -15,7 +15,7 @@ from vadclip.anomalyclip import load_checkpoint, load_official_checkpoint
 from vadclip.anomalyclip.config import get_preset
 from vadclip.anomalyclip.losses import LOSS_NAMES, anomalyclip_losses, select_segments
 from vadclip.anomalyclip.train import (TrainConfig, TrainError, effective_recipe, epoch_lr, epoch_order, evaluate,
-                                       fresh_model, load_inputs, load_run_model, make_optimizer, set_normal_centroid, train,
+                                       fresh_model, load_inputs, make_optimizer, set_normal_centroid, train,
                                        train_step)
 from vadclip.formats import DataError
 
@@ -159,8 +159,8 @@ def test_resume_ends_with_the_uninterrupted_weights(tiny, tmp_path):
     rest = train(small_config(tiny, tmp_path / "split", resume=True))
     assert rest.epochs_done == 4 and rest.steps == full.steps
 
-    a = load_run_model(tmp_path / "full" / "last.safetensors", "cpu").state_dict()
-    b = load_run_model(tmp_path / "split" / "last.safetensors", "cpu").state_dict()
+    a = load_checkpoint(tmp_path / "full" / "last.safetensors").state_dict()
+    b = load_checkpoint(tmp_path / "split" / "last.safetensors").state_dict()
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k

@@ -74,7 +74,12 @@ def clip_from_openai_state_dict(state_dict: dict) -> nn.Module:
         model = open_clip.model.build_model_from_openai_state_dict(sd, quick_gelu=True, cast_dtype=None)
     except Exception as e:  # shape mismatches from inconsistent tensors
         raise ClipError(f"inconsistent CLIP tensors: {e}") from None
-    return model.float().eval()
+    # The builder loads the tensors into float16 weights (OpenAI's release is float16); load them
+    # again into the float32 model so float32 tensors (e.g. AnomalyCLIP's trained
+    # text_projection) keep their exact values.
+    model = model.float()
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    return model.eval()
 
 
 def encode_text_embeddings(model: nn.Module, x: torch.Tensor, eot_position: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,6 @@ import torch
 from ..checkpoint import get_tokenizer
 from ..clip_backbone import load_clip
 from ..formats import DataError
-from ..safe_load import load_state_dict_file
 from ..utils import atomic_write, partial_writes, resolve_device
 from .centroid import normal_centroid
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -222,20 +221,6 @@ def fresh_model(model_config: AnomalyCLIPConfig, clip: str, seed: int, device: s
         torch.manual_seed(seed)
         model = AnomalyCLIP(model_config, clip_model, clip_info, get_tokenizer())
     return model.to(device)
-
-
-def load_run_model(path: Path, device: str) -> AnomalyCLIP:
-    """The model of a run's checkpoint, the trained `text_projection` restored exactly.
-
-    (`load_checkpoint` builds CLIP with open_clip's OpenAI builder, which rounds its weights to
-    float16 while loading them; the frozen OpenAI weights are float16 anyway, the trained
-    projection is not.)
-    """
-    model = load_checkpoint(path, device=device)
-    saved = load_state_dict_file(path)["clipmodel.text_projection"]
-    with torch.no_grad():
-        model.clipmodel.text_projection.copy_(saved.float())
-    return model
 
 
 def set_normal_centroid(model: AnomalyCLIP, normal: list[VideoRecord]) -> None:
@@ -470,7 +455,7 @@ def train(config: TrainConfig, on_progress: Callable[[dict], None] | None = None
         run = RunState(clip_rng=np.random.RandomState(recipe.seed),
                        torch_rng=torch.Generator().manual_seed(recipe.seed))
     else:
-        model = load_run_model(out_dir / LAST, device)
+        model = load_checkpoint(out_dir / LAST, device=device)
         run = run_state_from_tensors(state["run"])
         if model.checkpoint_metadata.get("step") != run.step:
             raise TrainError(f"{out_dir}: {LAST} (step {model.checkpoint_metadata.get('step')}) and {STATE} "
