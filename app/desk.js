@@ -62,8 +62,20 @@
     div.removeAllListeners && div.removeAllListeners("plotly_click");
     div.on("plotly_click", (ev) => {
       const point = ev && ev.points && ev.points[0];
-      if (point && point.x !== undefined) desk.seek(point.x);
+      if (point && point.x !== undefined) { desk.plotClickAt = performance.now(); desk.seek(point.x); }
     });
+    if (!div.vadNativeClick) {
+      // a click Plotly reports without points (no hover computed yet, e.g. right after the playhead
+      // moved): take the time under the pointer from the x axis
+      div.vadNativeClick = true;
+      div.addEventListener("click", (ev) => {
+        if (desk.plotClickAt && performance.now() - desk.plotClickAt < 100) return;
+        const ax = div._fullLayout && div._fullLayout.xaxis;
+        if (!ax || !ev.target.closest || !ev.target.closest(".draglayer")) return;
+        const x = ev.clientX - div.getBoundingClientRect().left - ax._offset;
+        if (x >= 0 && x <= ax._length) desk.seek(ax.p2l(x));
+      });
+    }
     movePlayhead(true);
   }
 

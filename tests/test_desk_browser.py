@@ -108,6 +108,7 @@ def test_timeline_click_seeks_the_player(page):
     page.wait_for_function("window.Plotly && document.querySelector('#timeline .js-plotly-plot').vadHooked")
     target = page.evaluate("""() => {
         const div = document.querySelector('#timeline .js-plotly-plot');
+        div.scrollIntoView({block: 'center'});
         const ax = div._fullLayout.xaxis, ay = div._fullLayout.yaxis;
         const t = ax.range[1] * 0.7;
         const box = div.getBoundingClientRect();
