@@ -120,3 +120,28 @@ def test_anomalyclip_bad_data_is_a_message(ctx, tmp_path):
     ctx.trainer.wait(120)
     snap = ctx.trainer.snapshot()
     assert snap.state == "failed" and "nothing_here" in snap.log and "likely fix" in snap.log
+
+
+def test_vadclip_list_of_another_machine_with_a_features_root(ctx):
+    """An official-style CSV (the authors' absolute paths) under the data root: refused with the
+    summary and its likely fix, then found by name under the chosen features root."""
+    root = ctx.config.training_root
+    subprocess.run([sys.executable, str(SYNTH), "--preset", "xd", "--seed", "0", "--out", str(root / "vx"),
+                    "--n-train", "12", "--n-test", "4"], check=True, capture_output=True)
+    rows = (root / "vx" / "xd_train.csv").read_text().splitlines()
+    foreign = [f"/home/xbgydx/Desktop/XDTrainClipFeatures/{Path(r.split(',')[0]).name},{r.split(',', 1)[1]}"
+               for r in rows[1:]]
+    (root / "vx" / "official_train.csv").write_text("\n".join([rows[0], *foreign]) + "\n")
+    init = str((ctx.config.models_dir / "official_xd.pth").resolve())
+    h.start_training(ctx, "vx/official_train.csv", None, None, "xd", init, 1, 1e-4, 4, max_steps=1)
+    ctx.trainer.wait(120)
+    snap = ctx.trainer.snapshot()
+    assert snap.state == "failed" and "another machine's paths" in snap.log and "choose a features root" in snap.log
+    assert snap.log.count("absolute path refused") == 10 and "... and 2 more" in snap.log
+    h.start_training(ctx, "vx/official_train.csv", None, None, "xd", init, 1, 1e-4, 4, max_steps=1,
+                     features_root="vx/features")
+    ctx.trainer.wait(300)
+    snap = ctx.trainer.snapshot()
+    assert snap.state == "finished", snap.log
+    with pytest.raises(UserError, match="outside the allowed folder"):
+        h.start_training(ctx, "vx/official_train.csv", None, None, "xd", init, 1, 1e-4, 4, features_root="/")

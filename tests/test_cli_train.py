@@ -251,3 +251,28 @@ def test_vadclip_train_dispatches_on_the_config_type(ac_data, tmp_path):
                                   out_dir=str(tmp_path / "x"), batch_size=3)
     with pytest.raises(vadclip.UserError, match="even number"):
         vadclip.train(bad)
+
+
+def test_read_feature_list_with_a_features_root_reports_rows_and_resolutions(tmp_path):
+    """Label problems and unresolved files are reported together; good rows map to the found files."""
+    from vadclip import formats
+
+    (tmp_path / "f" / "x").mkdir(parents=True)
+    (tmp_path / "f" / "y").mkdir()
+    for name in ("a__0.npy", "b__0.npy"):
+        np.save(tmp_path / "f" / "x" / name, np.zeros((3, 512), np.float32))
+    np.save(tmp_path / "f" / "y" / "b__0.npy", np.zeros((3, 512), np.float32))      # b twice
+    csv = tmp_path / "l.csv"
+    csv.write_text("path,label\n/elsewhere/a__0.npy,B1\n/elsewhere/c__0.npy,A\n/elsewhere/b__0.npy,ZZ\n")
+    with pytest.raises(formats.DataError) as err:
+        formats.read_feature_list(csv, preset="xd", features_root=tmp_path / "f")
+    text = str(err.value)
+    assert "row 4 (/elsewhere/b__0.npy): label 'ZZ'" in text and "row 3: /elsewhere/c__0.npy: not found" in text
+    csv.write_text("path,label\n/elsewhere/a__0.npy,B1\n/elsewhere/x/b__0.npy,A\n")
+    entries = formats.read_feature_list(csv, preset="xd", features_root=tmp_path / "f")
+    assert [e.path for e in entries] == [(tmp_path / "f" / "x" / n).resolve() for n in ("a__0.npy", "b__0.npy")]
+    csv.write_text("path,label\n/elsewhere/b__0.npy,A\n")                            # no folder decides
+    with pytest.raises(formats.DataError, match="1 listed file ambiguous"):
+        formats.read_feature_list(csv, preset="xd", features_root=tmp_path / "f")
+    with pytest.raises(formats.DataError, match="likely fix: 1 listed path is absolute"):
+        formats.read_feature_list(csv, preset="xd", root=tmp_path)                   # a server's confinement

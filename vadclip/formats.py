@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 
@@ -78,6 +78,11 @@ def split_feature_file_name(file_name: str) -> tuple[str, int | None]:
     return match.group("name"), (int(crop) if crop is not None else None)
 
 
+def _is_absolute(text: str) -> bool:
+    """A POSIX or Windows absolute path (``/home/...``, ``C:\\...``)."""
+    return Path(text).is_absolute() or bool(PureWindowsPath(text).drive)
+
+
 def _resolve_inside(base: Path, text: str, root: Path | None) -> Path:
     """Resolve a list path against `base`; with `root`, refuse anything that could leave it."""
     path = Path(text)
@@ -124,6 +129,7 @@ def read_feature_list(csv_path: str | os.PathLike, root: str | os.PathLike | Non
     entries: list[FeatureListEntry] = []
     problems: list[str] = []
     listed: list[tuple[int, str, str]] = []      # (entry index, path as listed, row) to find under features_root
+    absolute: list[str] = []                     # rows refused under `root`: absolute paths, no features_root
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue
@@ -131,16 +137,18 @@ def read_feature_list(csv_path: str | os.PathLike, root: str | os.PathLike | Non
         path_text = row[path_col].strip() if path_col < len(row) else ""
         label = row[label_col].strip() if label_col < len(row) else ""
         row_problems = []
+        refused = features_root is None and root_dir is not None and _is_absolute(path_text)
+        if refused:
+            absolute.append(f"{where}: {path_text}")       # summarised below, with the likely fix
         if not path_text:
             row_problems.append(f"{where}: empty path")
-        else:
+        elif not refused:
             try:
                 name, crop = split_feature_file_name((listed_parts(path_text) or (path_text,))[-1])
                 if features_root is None:
                     path = _resolve_inside(base, path_text, root_dir)
                 else:                       # resolved below, as listed or by name
                     path = Path(path_text)
-                    listed.append((len(entries), path_text, where))
             except DataError as err:
                 row_problems.append(f"{where}: {err}")
         if not label:
@@ -150,10 +158,20 @@ def read_feature_list(csv_path: str | os.PathLike, root: str | os.PathLike | Non
                 parse_codes(label, preset)
             except DataError as err:
                 row_problems.append(f"{where} ({path_text}): {err}")
-        if row_problems:
+        if row_problems or refused:
             problems.extend(row_problems)
-        else:
-            entries.append(FeatureListEntry(path=path, label=label, name=name, crop=crop))
+            continue
+        if features_root is not None:
+            listed.append((len(entries), path_text, where))
+        entries.append(FeatureListEntry(path=path, label=label, name=name, crop=crop))
+    if absolute:
+        n = len(absolute)
+        problems.extend(f"{row}: absolute path refused under {root_dir}" for row in absolute[:MAX_SHOWN])
+        if n > MAX_SHOWN:
+            problems.append(f"... and {n - MAX_SHOWN} more")
+        problems.append(f"likely fix: {n} listed path{'s are' if n != 1 else ' is'} absolute (another machine's "
+                        f"paths?): choose a features root (--features-root DIR) inside {root_dir}, where each "
+                        f"file is found by its name")
     if not entries and not problems:
         problems.append("the list has no rows; add one 'path,label' row per feature file")
     if features_root is not None and listed:
