@@ -92,7 +92,8 @@ def build_analyse_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State,
                     samples = gr.Radio([str(n) for n in h.SAMPLES_PER_SNIPPET_CHOICES],
                                        value=str(h.DEFAULT_SAMPLES_PER_SNIPPET),
                                        label="Frames encoded per 16-frame snippet",
-                                       info="16 = official features; fewer = faster on CPU")
+                                       info="16 = official features; fewer = faster on CPU; "
+                                            "AnomalyCLIP encodes every frame")
                     branch = gr.Radio(BRANCH_CHOICES, value=detect.branch or h.MODEL_DEFAULT_BRANCH,
                                       label="Detection branch")
                 threshold = gr.Slider(0, 1, value=detect.threshold, step=0.01, label="Threshold",
