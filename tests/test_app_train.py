@@ -137,7 +137,7 @@ def test_vadclip_list_of_another_machine_with_a_features_root(ctx):
     ctx.trainer.wait(120)
     snap = ctx.trainer.snapshot()
     assert snap.state == "failed" and "another machine's paths" in snap.log and "choose a features root" in snap.log
-    assert snap.log.count("absolute path refused") == 10 and "... and 2 more" in snap.log
+    assert snap.log.count("absolute paths are refused") == 10 and "... and 2 more" in snap.log
     h.start_training(ctx, "vx/official_train.csv", None, None, "xd", init, 1, 1e-4, 4, max_steps=1,
                      features_root="vx/features")
     ctx.trainer.wait(300)

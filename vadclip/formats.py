@@ -164,14 +164,13 @@ def read_feature_list(csv_path: str | os.PathLike, root: str | os.PathLike | Non
         if features_root is not None:
             listed.append((len(entries), path_text, where))
         entries.append(FeatureListEntry(path=path, label=label, name=name, crop=crop))
-    if absolute:
+    if absolute:        # the first 10, the count and the likely fix (as `feature_root` summarises)
         n = len(absolute)
-        problems.extend(f"{row}: absolute path refused under {root_dir}" for row in absolute[:MAX_SHOWN])
-        if n > MAX_SHOWN:
-            problems.append(f"... and {n - MAX_SHOWN} more")
-        problems.append(f"likely fix: {n} listed path{'s are' if n != 1 else ' is'} absolute (another machine's "
-                        f"paths?): choose a features root (--features-root DIR) inside {root_dir}, where each "
-                        f"file is found by its name")
+        shown = [f"{row}: absolute paths are refused; give a path relative to the list" for row in absolute[:MAX_SHOWN]]
+        more = [f"... and {n - MAX_SHOWN} more absolute paths"] if n > MAX_SHOWN else []
+        fix = (f"likely fix: {n} listed path{'s are' if n != 1 else ' is'} absolute (another machine's paths?): "
+               f"choose a features root (--features-root DIR) inside {root_dir}, where each file is found by its name")
+        raise DataError(f"{what}: {len(problems) + n} problem(s)", [*problems, *shown, *more, fix])
     if not entries and not problems:
         problems.append("the list has no rows; add one 'path,label' row per feature file")
     if features_root is not None and listed:
