@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from axial_attention import AxialImageTransformer
 from torch import nn
 
-from ..clip_backbone import ClipInfo, encode_text_embeddings
+from ..clip_backbone import ClipError, ClipInfo, encode_text_embeddings
 from ..errors import VocabularyError
 from ..prompt import CONTEXT_LENGTH, check_token_lengths, validate_class_names
 from .config import AnomalyCLIPConfig
@@ -173,7 +173,7 @@ class AnomalyCLIP(nn.Module):
     def __init__(self, config: AnomalyCLIPConfig, clip_model: nn.Module, clip_info: ClipInfo, tokenizer):
         super().__init__()
         if clip_info.embed_dim != config.feature_dim:
-            raise ValueError(f"CLIP embeds in {clip_info.embed_dim} dims but the model expects {config.feature_dim}")
+            raise ClipError(f"CLIP embeds in {clip_info.embed_dim} dims but the model expects {config.feature_dim}")
         self.config = config
         self.clip_info = clip_info
         self.tokenizer = tokenizer
