@@ -163,11 +163,13 @@ def format_anomalyclip_table(result: dict) -> str:
     if result.get("random_weights"):
         lines.append(f"WARNING: {RANDOM_WEIGHTS_WARNING}")
     lines += [
-        "AUC-ROC  AUC-PR  mean MC AUROC  mean MC AUPR  threshold",
-        f"{pct(result['auc_roc'])} {pct(result['auc_pr'])}        {pct(result['mean_mc_auroc'])}"
-        f"       {pct(result['mean_mc_aupr'])}     {result['optimal_threshold']:.4f}",
+        f"{'AUC-ROC (%)':<32}{pct(result['auc_roc'])}",
+        f"{'AUC-PR (%)':<32}{pct(result['auc_pr'])}",
+        f"{'mean MC AUROC, abnormal (%)':<32}{pct(result['mean_mc_auroc'])}",
+        f"{'mean MC AUPR, abnormal (%)':<32}{pct(result['mean_mc_aupr'])}",
+        f"{'optimal threshold (Youden)':<32}{result['optimal_threshold']:7.4f}",
         "",
-        f"{'class':<18} {'AUROC':>7} {'AUPR':>7} {'top-1':>7} {'top-5':>7}",
+        f"{'class (%)':<18} {'AUROC':>7} {'AUPR':>7} {'top-1':>7} {'top-5':>7}",
     ]
     for k, name in enumerate(result["class_names"]):
         lines.append(f"{name[:18]:<18} {pct(result['mc_auroc'][k])} {pct(result['mc_aupr'][k])} "
