@@ -3,7 +3,8 @@
 One app server (benchmarks/app_server.AppServer: `python app.py` on a free port) with temporary data
 and models folders, the fixture checkpoint and a random-weight ViT-B-16 for zero-shot; the tests run in order on it like a moderator would: analyse
 an example, preview and confirm a segment, reload and find the decision kept, export CSV, then
-bad inputs. Screenshots go to $VADCLIP_TEST_ARTIFACTS (default test-artifacts/browser/).
+bad inputs; last, an AnomalyCLIP checkpoint (the AnomalyCLIP fixture) analysed and compared with
+VadCLIP on one timeline. Screenshots go to $VADCLIP_TEST_ARTIFACTS (default test-artifacts/browser/).
 """
 from __future__ import annotations
 
