@@ -24,7 +24,6 @@ from vadclip.clip_backbone import ClipError
 from vadclip.errors import OptionError, UserError
 from vadclip.results import DetectionParams
 from vadclip.safe_load import CheckpointError
-from vadclip.video import probe
 
 from conftest import synth
 
@@ -272,9 +271,8 @@ def test_segment_preview(ctx, analysed, checkpoint_key):
     session, _ = analysed
     session = h.rescore(ctx, session, "normal", XD_ANOMALIES, checkpoint_key, "auto",
                         DetectionParams(threshold=0.0, min_gap_s=0.0, min_duration_s=0.0))
-    strip, clip, caption = h.segment_preview(session, 0)
+    strip, caption = h.segment_preview(session, 0)      # no clip: the page seeks the player itself
     assert 1 <= len(strip) <= 6 and strip[0][1].endswith(" s")
-    assert probe(clip).n_frames > 0
     assert caption.startswith("**Segment #1")
     with pytest.raises(UserError, match="no segment #5"):
         h.segment_preview(session, 4)
@@ -347,12 +345,11 @@ def test_other_bad_analysis_inputs(ctx, app_dirs, checkpoint_key):
 
 # ------------------------------------------------------------------------------- review + export
 
-def test_select_and_decide_segments(ctx, flagged, tmp_path):
+def test_select_and_decide_segments(ctx, flagged):
     with pytest.raises(UserError, match="select a segment"):
         h.decide_selected(ctx, flagged, "confirm")
-    selected, (strip, clip, caption) = h.select_segment(flagged, 0, tmp_path)
+    selected, (strip, caption) = h.select_segment(flagged, 0)
     assert selected.selected == 0 and flagged.selected is None and caption.startswith("**Segment #1")
-    assert clip.parent == tmp_path
     record = h.decide_selected(ctx, selected, "dismiss", note="quick")
     assert (record.id, record.status, record.note) == (flagged.review_ids[0], "dismissed", "quick")
     assert h.segment_rows(ctx, selected)[0][-1] == "dismissed"
@@ -436,7 +433,7 @@ def test_export_csv_and_json(ctx, flagged):
     confirmed = [r for r in rows if r["status"] == "confirmed"]
     assert confirmed and confirmed[0]["note"] == "ok" and confirmed[0]["video"] == "clip.mp4"
 
-    only = h.export_reviews(ctx, "csv", status="confirmed")
+    only = h.export_reviews(ctx, "csv", h.queue_filter(status="confirmed"))
     assert len(only.read_text().strip().splitlines()) == 1 + len(h.review_records(ctx, "confirmed"))
 
     json_path = h.export_reviews(ctx, "json", session=flagged)
@@ -446,7 +443,7 @@ def test_export_csv_and_json(ctx, flagged):
     with pytest.raises(UserError, match="unknown export format"):
         h.export_reviews(ctx, "xlsx")
     with pytest.raises(UserError, match="unknown review filter"):
-        h.export_reviews(ctx, "csv", status="maybe")
+        h.export_reviews(ctx, "csv", h.queue_filter(status="maybe"))
     h.decide(ctx, flagged.review_ids[0], "reset")
 
 
