@@ -206,3 +206,35 @@ def test_two_app_processes_share_one_postgresql(tmp_path, pg_url):
     finally:
         one.stop()
         two.stop()
+
+
+@pytest.mark.slow
+def test_auth_login_names_the_reviewer(tmp_path):
+    """`--auth` (here VADCLIP_AUTH): the app asks for a login and records it as the reviewer; a
+    typed name does not override a login."""
+    from gradio_client import Client
+
+    (server,) = _servers(tmp_path, 1, VADCLIP_AUTH="alice:s3cret bob:pw:with:colons")
+    try:
+        with pytest.raises(Exception):
+            Client(server.url, verbose=False, auth=("alice", "wrong"))
+        client = Client(server.url, verbose=False, auth=("alice", "s3cret"))
+        _analyse(client, server)
+        client.predict(1, "confirm", "", "someone else", api_name="/decide_segment")
+        doc = json.loads(Path(client.predict("json", api_name="/export_reviews")).read_text())
+        segments = doc["segments"] if isinstance(doc, dict) else doc
+        decided = [s for s in segments if s["history"]]
+        assert decided[0]["history"][-1]["reviewer"] == "alice"
+    finally:
+        server.stop()
+
+
+def test_auth_settings():
+    config = AppConfig.from_env({"VADCLIP_AUTH": "alice:pw bob:a:b"})
+    assert config.auth == (("alice", "pw"), ("bob", "a:b"))
+    with pytest.raises(ValueError, match="user:password"):
+        AppConfig.from_env({"VADCLIP_AUTH": "nopassword"})
+    from app.ui import launch_options
+    assert launch_options(config)["auth"] == [("alice", "pw"), ("bob", "a:b")]
+    assert launch_options(AppConfig())["auth"] is None
+    assert "<script>" in launch_options(config)["head"]

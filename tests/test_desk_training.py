@@ -108,3 +108,25 @@ def test_fine_tune_from_reviews_end_to_end(tmp_path):
                if not name.startswith("clipmodel.") and not np.allclose(p.cpu().numpy(),
                                                                          start.state_dict()[name].cpu().numpy())]
     assert changed, "fine-tuning changed no weight"
+
+
+    # the Train tab's handler: the same from the app's own database and feature cache; the run joins
+    # the model choice
+    from app import handlers as h
+    from app.config import AppConfig
+    from app.handlers import AppContext
+    from app.models import scan_models
+
+    config = AppConfig(models_dir=tmp_path / "models", data_dir=tmp_path / "cache_parent", db_url=db_url,
+                       clip="random", device="cpu")
+    (tmp_path / "cache_parent").mkdir()
+    (tmp_path / "cache").rename(config.cache_dir)
+    ctx = AppContext.create(config)
+    try:
+        result = h.fine_tune_on_reviews(ctx, init, "xd", holdout=0.3, batch_size=2, max_steps=1)
+        assert "held-out reviewed videos" in h.fine_tune_markdown(result)
+        assert result.checkpoint.parent.parent == config.models_dir
+        assert any(result.checkpoint.parent.name in c.label or str(result.checkpoint.parent) in c.key
+                   for c in scan_models(config.models_dir))
+    finally:
+        ctx.close()
