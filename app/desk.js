@@ -153,6 +153,12 @@
 
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && typing(event.target)) { event.target.blur(); return; }
+    // Enter in a relabel box submits it (the server event); then the keys work again
+    if (event.key === "Enter" && event.target.closest && event.target.closest("#quick-label, #new-label")) {
+      const box = event.target;
+      setTimeout(() => box.blur(), 0);
+      return;
+    }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
     const tab = activeTab();
     if (!tab) return;

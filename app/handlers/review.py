@@ -12,7 +12,7 @@ from vadclip.factory import ZERO_SHOT
 from vadclip.reviews_dataset import ReviewFineTune, fine_tune_from_reviews
 
 from .. import export, media
-from ..review_db import SORT_KEYS, STATUSES, BulkPreview, HistoryEntry, QueueFilter, ReviewRecord
+from ..review_db import STATUSES, BulkPreview, HistoryEntry, QueueFilter, ReviewRecord
 from ..reviewers import resolve_reviewer
 from ..state import Session
 from .context import AppContext
@@ -114,7 +114,6 @@ def queue_view(ctx: AppContext, filters: QueueFilter | None = None, sort: str = 
     if sort not in SORT_CHOICES:
         raise UserError(f"unknown sort {sort!r}; use one of {', '.join(SORT_CHOICES)}")
     key, descending = SORT_CHOICES[sort]
-    assert key in SORT_KEYS
     size = int(page_size)
     wanted = max(1, int(_number(page, "page") or 1))
     result = ctx.store.query(filters, sort=key, descending=descending, offset=(wanted - 1) * size, limit=size)
