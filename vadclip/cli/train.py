@@ -20,7 +20,7 @@ VADCLIP_ONLY = (("train_list", "--train-list"), ("init", "--init"), ("milestones
                 ("ema_decay", "--ema"), ("data_root", "--data-root"), ("amp", "--no-amp"),
                 ("padding_aware_attention", "--padding-aware-attention"))
 ANOMALYCLIP_ONLY = (("train_normal", "--train-normal"), ("train_abnormal", "--train-abnormal"),
-                    ("warmup_epochs", "--warmup-epochs"))
+                    ("warmup_epochs", "--warmup-epochs"), ("reversible", "--reversible"))
 
 
 def _milestones(text: str) -> tuple[int, ...]:
@@ -98,6 +98,9 @@ def register(subparsers) -> None:
     a.add_argument("--train-normal", help="Anomaly_Train_Normal.txt (PATH START END LABEL)")
     a.add_argument("--train-abnormal", help="Anomaly_Train_Abnormal.txt")
     a.add_argument("--warmup-epochs", type=int, help="linear lr warm-up epochs (epoch 0 at lr 0, as official)")
+    a.add_argument("--reversible", action="store_const", const=True,
+                   help="train through the official reversible axial transformer (recomputes activations in "
+                        "the backward: less memory, slower; same gradients up to float rounding)")
     p.set_defaults(run=run)
 
 
@@ -135,8 +138,9 @@ def anomalyclip_config(args: argparse.Namespace):
         raise OptionError(f"--preset {args.preset}: AnomalyCLIP has the presets {', '.join(AC_PRESETS)}")
     if args.annotations and len(args.annotations) > 1:
         raise OptionError("--method anomalyclip takes one --annotations file (the temporal test annotation)")
+    optional = {"reversible": True} if args.reversible else {}      # else the trainer's default
     return ACTrainConfig(
-        preset=args.preset, train_normal=args.train_normal, train_abnormal=args.train_abnormal,
+        **optional, preset=args.preset, train_normal=args.train_normal, train_abnormal=args.train_abnormal,
         test_list=args.test_list, annotations=args.annotations[0] if args.annotations else None,
         features_root=args.features_root, clip=args.clip, out_dir=args.out, epochs=args.epochs, lr=args.lr,
         warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, seed=args.seed,
