@@ -23,3 +23,7 @@ class VocabularyError(UserError):
 
 class OptionError(UserError):
     """A setting out of range (detection parameters, extraction or training options)."""
+
+
+class TrainError(UserError):
+    """A training run that cannot start: bad options, a refused output folder, a mismatched resume."""

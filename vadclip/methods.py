@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import seeds as seeds_module
-from .errors import UserError
 from .train import TrainConfig as VadCLIPTrainConfig
 from .train import train as train_vadclip
 
@@ -37,19 +36,13 @@ def train(config, on_progress: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] | None = None):
     """Train VadCLIP or AnomalyCLIP with its official recipe, by the type of `config`.
 
-    Returns that trainer's `TrainResult`. AnomalyCLIP's option errors (`anomalyclip.TrainError`)
-    are raised as `UserError` like VadCLIP's, so callers catch one class.
+    Returns that trainer's `TrainResult`.
     """
     if method_of(config) == "vadclip":
         return train_vadclip(config, on_progress=on_progress, should_stop=should_stop)
-    from .anomalyclip.train import TrainError, train as train_anomalyclip
+    from .anomalyclip.train import train as train_anomalyclip
 
-    try:
-        return train_anomalyclip(config, on_progress=on_progress, should_stop=should_stop)
-    except TrainError as err:
-        if isinstance(err, UserError):
-            raise
-        raise UserError(str(err)) from None
+    return train_anomalyclip(config, on_progress=on_progress, should_stop=should_stop)
 
 
 @dataclass

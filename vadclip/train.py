@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import UserError
+from .errors import TrainError
 from . import formats
 from .checkpoint import BEST_FILE, LAST_FILE, build_model, load_vadclip_checkpoint, save_checkpoint
 from .factory import load_vadclip_model
@@ -53,10 +53,6 @@ STATE, RUN, METRICS, REPORT = "train_state.pt", "run.json", "metrics.jsonl", "re
 STATE_VERSION = 1
 # Settings that may differ between a run and its resumption (they do not change the weights).
 RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "num_workers", "resume", "out_dir")
-
-
-class TrainError(UserError):
-    """A training run that cannot start (refused output folder, mismatched resume, bad options)."""
 
 
 @dataclass
