@@ -78,12 +78,14 @@ def needs_centroid(key: str) -> bool:
 
 
 def scan_models(models_dir: Path, extra: list[str] | tuple[str, ...] = ()) -> list[ModelChoice]:
-    """Checkpoints directly in `models_dir` (files and run folders) and `extra` uploads, then
-    CLIP zero-shot."""
+    """Checkpoints directly in `models_dir` (files and run folders), the per-seed runs inside a
+    `--seeds` run folder (`seed_<s>/`), and `extra` uploads, then CLIP zero-shot."""
     found: list[Path] = []
     if models_dir.is_dir():
-        found = sorted(p for p in models_dir.iterdir() if not p.name.startswith(".") and not _is_centroid(p)
-                       and checkpoint_kind(p))
+        entries = [p for p in models_dir.iterdir() if not p.name.startswith(".")]
+        entries += [s for p in entries if p.is_dir() and not checkpoint_kind(p)
+                    for s in p.glob("seed_*") if s.is_dir()]
+        found = sorted(p for p in entries if not _is_centroid(p) and checkpoint_kind(p))
     found += [Path(p) for p in extra if Path(p).exists() and Path(p).resolve() not in
               {f.resolve() for f in found}]
     choices = [ModelChoice(str(p.resolve()), describe_checkpoint(p), checkpoint_kind(p)) for p in found]

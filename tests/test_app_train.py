@@ -95,6 +95,8 @@ def test_anomalyclip_seeds_box(ctx):
     assert summary["seeds"] == [5, 6] and summary["n_runs"] == 2
     assert "2 run(s)" in snap.log and "seed 5" in snap.log
     assert snap.checkpoint == Path(job.config.out_dir) / "seed_6" / "best.safetensors"
+    keys = {c.key for c in h.model_choices(ctx, Session())}
+    assert {str((Path(job.config.out_dir) / f"seed_{s}").resolve()) for s in (5, 6)} <= keys
 
 
 @pytest.mark.parametrize("overrides, message", [
