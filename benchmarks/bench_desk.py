@@ -8,6 +8,8 @@
 - queue: the Review tab's handlers (what each click runs on the server: the page's rows with
   thumbnails, filter menus, bulk preview text, bulk apply) over a SQLite queue of --segments
   flagged segments (filled as bench_review_queue.py does); target < 500 ms each.
+- queue-browser: the same queue behind the running app, in the browser: from the click (next
+  page, score filter, bulk preview) to the page showing the result.
 - loop: reviews -> model on a synthetic stand-in: a model trained briefly (fixture checkpoint,
   --base-steps) on one synth_vad xd benchmark (seed 0); reviews simulated from another seed's
   ground truth (benchmarks/review_simulation.py) in a real review database; fine-tune
@@ -181,6 +183,71 @@ def run_queue(n_segments: int, repeats: int) -> None:
             ctx.close()
 
 
+def run_queue_browser(n_segments: int, repeats: int) -> None:
+    """The Review tab in the browser over a queue of `n_segments`: from the click to the table's
+    caption (or the bulk text) showing the result, server round trip and rendering included."""
+    from bench_review_queue import fill
+    from playwright.sync_api import sync_playwright
+
+    from app.review_db import ReviewStore
+    from app_server import AppServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "data").mkdir()
+        store = ReviewStore(f"sqlite:///{(root / 'data' / 'reviews.sqlite').resolve()}")
+        fill(store, n_segments)
+        store.close()
+        server = AppServer(root, concurrency=1, OMP_NUM_THREADS=2).start()
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+                page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+                page.set_default_timeout(60_000)
+                start = time.perf_counter()
+                page.goto(server.url)
+                page.click("button[role=tab]:has-text('Review queue')")
+                page.wait_for_function("/page 1 \\//.test(document.querySelector('#queue-caption').innerText)")
+                print(f"browser, queue of {n_segments}: page open to first queue page shown "
+                      f"{(time.perf_counter() - start) * 1000:.0f} ms (includes loading the app page)")
+
+                def timed(action, condition: str) -> float:
+                    start = time.perf_counter()
+                    action()
+                    page.wait_for_function(condition)
+                    return (time.perf_counter() - start) * 1000
+
+                caption = "document.querySelector('#queue-caption').innerText"
+                nexts, prevs = [], []
+                for _ in range(repeats):
+                    nexts.append(timed(lambda: page.click("#page-next"), f"/page 2 \\//.test({caption})"))
+                    prevs.append(timed(lambda: page.click("#page-prev"), f"/page 1 \\//.test({caption})"))
+                print(f"  next page click -> new rows shown: {stats(nexts)}")
+                print(f"  previous page click -> rows shown: {stats(prevs)}")
+                filters = []
+                for k in range(repeats):
+                    value = "0.8" if k % 2 == 0 else "0"
+                    filters.append(timed(lambda: (page.fill("#filter-min input", value), page.press("#filter-min input", "Enter"),
+                                                  page.locator("#filter-min input").blur()),
+                                         f"{caption}.includes('page 1 /') && {caption} !== window.vadLastCaption"))
+                    page.evaluate(f"window.vadLastCaption = {caption}")
+                print(f"  score filter changed -> filtered rows shown: {stats(filters)}")
+                page.click("#bulk button, #bulk .label-wrap")
+                page.wait_for_selector("#bulk-preview")
+                previews = []
+                for k in range(repeats):        # alternate two actions, so the text changes each time
+                    choice, target = ("confirm all", "confirmed") if k % 2 == 0 else ("dismiss all", "dismissed")
+                    page.click("#bulk-action input")
+                    page.get_by_role("option", name=choice).click()
+                    previews.append(timed(lambda: page.click("#bulk-preview"),
+                                          f"/will become {target}/.test(document.querySelector('#bulk-summary')"
+                                          ".innerText)"))
+                print(f"  bulk preview click -> count and sample shown: {stats(previews)}")
+                browser.close()
+        finally:
+            server.stop()
+
+
 # ------------------------------------------------------------------ reviews -> model
 
 def run_loop(base_steps: int, steps: int, n_test: int) -> None:
@@ -216,7 +283,7 @@ def run_loop(base_steps: int, steps: int, n_test: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", default="seek,queue,loop")
+    parser.add_argument("--part", default="seek,queue,queue-browser,loop")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--segments", type=int, default=10_000)
     parser.add_argument("--base-steps", type=int, default=20)
@@ -229,6 +296,8 @@ def main() -> None:
         run_seek(args.repeats)
     if "queue" in parts:
         run_queue(args.segments, args.repeats)
+    if "queue-browser" in parts:
+        run_queue_browser(args.segments, args.repeats)
     if "loop" in parts:
         run_loop(args.base_steps, args.steps, args.n_test)
 
