@@ -102,9 +102,11 @@ def test_forward_intermediates_on_the_padded_video(fx, model, video):
     close(model.class_probs(out.logits[0], out.scores[0])[:n], fx[f"{video}_class_probs"])
 
 
-@pytest.mark.parametrize("grad", [True, False], ids=["autograd-reversible", "no-grad"])
-def test_train_mode_uses_batch_statistics(fx, model, grad):
+@pytest.mark.parametrize("grad, reversible", [(True, False), (True, True), (False, False)],
+                         ids=["autograd-grid", "autograd-reversible", "no-grad"])
+def test_train_mode_uses_batch_statistics(fx, model, grad, reversible):
     m = copy.deepcopy(model).train()
+    m.temporal_model.reversible = reversible
     bn = m.selector_model.bn_layer
     before = bn.running_mean.clone()
     with torch.set_grad_enabled(grad):
@@ -308,7 +310,8 @@ def test_our_checkpoint_round_trip(fx, model, tmp_path):
 def test_other_presets_match_the_official_computation(model, preset):
     """ucf (emb 256) and sht (depth 2, logits concatenated to the input) with random adapter
     weights on the fixture's CLIP: score_frames vs the plain official test step, and the fast
-    grid path vs axial_attention's reversible forward in training mode."""
+    grid path (no gradient, and the training default with autograd) vs axial_attention's
+    reversible forward (the opt-in `reversible = True`) in training mode."""
     config = anomalyclip.get_preset(preset)[0]
     torch.manual_seed(0)
     m = anomalyclip.AnomalyCLIP(config, copy.deepcopy(model.clipmodel), model.clip_info, model.tokenizer)
@@ -329,9 +332,12 @@ def test_other_presets_match_the_official_computation(model, preset):
     clip = torch.from_numpy(feats[:512])[None].repeat(2, 1, 1)
     with torch.no_grad():
         fast = m(clip)
+    grid = m(clip)                                         # autograd on: the training default
+    m.temporal_model.reversible = True
     reversible = m(clip)                                   # autograd on: axial_attention's own forward
-    close(fast.temporal, reversible.temporal)
-    close(fast.scores, reversible.scores)
+    for out in (fast, grid):
+        close(out.temporal, reversible.temporal)
+        close(out.scores, reversible.scores)
 
 
 def test_damaged_or_foreign_files_give_clear_errors(tmp_path, centroid):
@@ -353,8 +359,10 @@ def test_damaged_or_foreign_files_give_clear_errors(tmp_path, centroid):
 
 
 def test_training_through_the_grid_path_gives_the_official_gradients(fx, model):
-    """`temporal_model.reversible = False` (opt-in): same outputs and gradients as axial_attention's
-    reversible forward / backward, up to float rounding."""
+    """Training through the grid path (the default, `temporal_model.reversible = False`): same
+    outputs and gradients as axial_attention's reversible forward / backward (the opt-in
+    `reversible = True`), up to float rounding."""
+    assert copy.deepcopy(model).temporal_model.reversible is False
     feats = torch.from_numpy(fx["train_features"])
     grads = []
     for reversible in (True, False):
@@ -380,3 +388,23 @@ def test_clip_from_openai_state_dict_keeps_float32_values(fx):
     clip_sd["text_projection"] = proj
     model = clip_from_openai_state_dict(clip_sd)
     assert torch.equal(model.text_projection.detach(), proj)
+
+
+@pytest.mark.parametrize("shape", [(2, 32, 16, 24), (3, 16, 24), (5, 24)], ids=["grid", "frames", "odd-rows"])
+def test_pointwise_is_the_linear_map(shape):
+    """`_pointwise` (1x1 convolution in CPU training) = F.linear to rounding, with the same
+    gradients; without autograd (evaluation) it is F.linear itself, bit for bit."""
+    from vadclip.anomalyclip.model import _pointwise
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=g)
+    w = torch.randn(40, 24, generator=g).requires_grad_()
+    b = torch.randn(40, generator=g).requires_grad_()
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    outs = [_pointwise(xs[0], w, b), torch.nn.functional.linear(xs[1], w, b)]
+    assert outs[0].shape == outs[1].shape == (*shape[:-1], 40)
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    grads = [torch.autograd.grad(o.square().sum(), [xi, w, b]) for o, xi in zip(outs, xs)]
+    for ours, theirs in zip(*grads):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        assert torch.equal(_pointwise(x, w, b), torch.nn.functional.linear(x, w, b))

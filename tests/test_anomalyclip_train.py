@@ -43,6 +43,7 @@ def test_one_step_on_the_official_batch(official, parity):
     """Train-mode forward, selection and losses of the fixture's batch; gradients equal the plain
     per-clip transcription's, and the step changes exactly the trained parameters."""
     model = copy.deepcopy(official).train()
+    assert not model.temporal_model.reversible and not TrainConfig().reversible    # the default: grid path
     features = torch.tensor(parity["train_features"])
     labels = torch.tensor(parity["train_labels"])
     keep = torch.tensor(parity["train_segment_mask"])
@@ -80,15 +81,16 @@ def test_one_step_on_the_official_batch(official, parity):
         torch.testing.assert_close(g, theirs[name], atol=1e-5, rtol=1e-4, msg=name)
     assert sum(g.abs().sum() for g in ours.values()) > 0
 
-    # the opt-in grid path (TrainConfig(reversible=False)): same losses and gradients to rounding
-    grid = copy.deepcopy(official).train()
-    grid.temporal_model.reversible = False
-    out = grid(features)
-    grid_losses = anomalyclip_losses(out.logits, out.scores, labels, select_segments(out.logits, labels, keep, normal_id),
-                                     normal_id)
-    assert abs(grid_losses["loss"].item() - float(parity["loss_total"])) < 1e-5
-    grid_losses["loss"].backward()
-    for name, g in grads(grid).items():
+    # the opt-in official reversible network (TrainConfig(reversible=True)): same losses and
+    # gradients to rounding
+    rev = copy.deepcopy(official).train()
+    rev.temporal_model.reversible = True
+    out = rev(features)
+    rev_losses = anomalyclip_losses(out.logits, out.scores, labels, select_segments(out.logits, labels, keep, normal_id),
+                                    normal_id)
+    assert abs(rev_losses["loss"].item() - float(parity["loss_total"])) < 1e-5
+    rev_losses["loss"].backward()
+    for name, g in grads(rev).items():
         torch.testing.assert_close(g, ours[name], atol=1e-5, rtol=1e-4, msg=name)
 
     # the full step (AdamW, four groups) moves exactly the parameters that have gradients

@@ -69,13 +69,16 @@ class ClassificationHead(nn.Module):
 class TemporalModel(nn.Module):
     """Linear(in, E), the axial transformer on [G, S, L, E] grids, and the score head.
 
-    `axial_attn` is `axial_attention.AxialImageTransformer` (the official code's own module). In
-    training with autograd on, its reversible forward runs as in the official code (activations
-    recomputed in the backward pass). Otherwise `axial_grids` computes the same values directly
-    in the grid-major [G, S, L, E] layout: one q/k/v product per attention, the convolutions
-    on channels-last tensors, no chunk / cat / permute copies of the streams.
-    Set `reversible = False` (opt-in) to train through that grid path with ordinary autograd:
-    the same gradients up to float rounding, faster (about 1.5x per CPU step), activations kept.
+    `axial_attn` is `axial_attention.AxialImageTransformer` (the official code's own module, whose
+    weights and state-dict names are used). `axial_grids` computes its values directly in the
+    grid-major [G, S, L, E] layout: one q/k/v product per attention, the convolutions on
+    channels-last tensors, no chunk / cat / permute copies of the streams. Training goes through
+    this path with ordinary autograd by default: the same gradients as the official reversible
+    network up to float rounding, the forward computed once.
+    `reversible = True` (opt-in) trains through `axial_attn`'s own reversible forward as the
+    official code does: activations are recomputed in the backward pass instead of kept, which
+    costs a second forward (about a third more time per step) and saves activation memory (for a
+    memory-bound GPU).
     """
 
     def __init__(self, input_dim: int, emb_dim: int, depth: int, heads: int, num_segments: int,
@@ -86,7 +89,11 @@ class TemporalModel(nn.Module):
                                                 dim_heads=emb_dim // heads, reversible=True,
                                                 axial_pos_emb_shape=(num_segments, seg_length))
         self.classifier = ClassificationHead(emb_dim)
-        self.reversible = True
+        self.reversible = False
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The input projection [..., in] -> [..., E] (`_pointwise` in CPU training)."""
+        return _pointwise(x, self.projection.weight, self.projection.bias)
 
     def axial_grids(self, x: torch.Tensor) -> torch.Tensor:
         """The axial transformer on grids x [G, S, L, E] -> [G, S, L, E]."""
@@ -100,6 +107,21 @@ class TemporalModel(nn.Module):
             x1 = x1 + _grid_fn(block.f.net, x2)
             x2 = x2 + _grid_fn(block.g.net, x1)
         return (x1 + x2) / 2
+
+
+def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.linear(x, weight, bias)` on x [..., I] with the rows a multiple of 16; in CPU training
+    (autograd on) computed as a 1x1 convolution over rows of 16 in channels-last memory.
+
+    The same sums in another order: oneDNN's convolution kernels use the CPU's widest vector
+    units where MKL's matrix product may not (AMD CPUs: about 2x faster forward and backward).
+    Elsewhere (evaluation, GPUs) it is `F.linear`, so evaluation outputs do not change.
+    """
+    if x.device.type != "cpu" or not torch.is_grad_enabled() or x.numel() % (16 * x.shape[-1]):
+        return F.linear(x, weight, bias)
+    rows = x.reshape(-1, 1, 16, x.shape[-1]).permute(0, 3, 1, 2)          # [n, I, 1, 16], channels-last
+    out = F.conv2d(rows, weight[:, :, None, None], bias)
+    return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], weight.shape[0])
 
 
 def _grid_fn(fn: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -118,13 +140,13 @@ def _axial_self_attention(prenorm: nn.Module, x: torch.Tensor, axis: int) -> tor
     attn = prenorm.fn
     G, S, L, _ = x.shape
     h, e = attn.heads, attn.dim_heads
-    qkv = prenorm.norm(x) @ torch.cat([attn.to_q.weight, attn.to_kv.weight]).t()
+    qkv = _pointwise(prenorm.norm(x), torch.cat([attn.to_q.weight, attn.to_kv.weight]))
     # [G, S, L, 3, h, e] -> [3, G, other axis, h, attended axis, e]
     order = (3, 0, 2, 4, 1, 5) if axis == 1 else (3, 0, 1, 4, 2, 5)
     q, k, v = qkv.view(G, S, L, 3, h, e).permute(order).unbind(0)
     weights = (q @ k.transpose(-1, -2)).mul_(e ** -0.5).softmax(dim=-1)
     back = (0, 3, 1, 2, 4) if axis == 1 else (0, 1, 3, 2, 4)
-    return attn.to_out((weights @ v).permute(back).reshape(G, S, L, h * e))
+    return _pointwise((weights @ v).permute(back).reshape(G, S, L, h * e), attn.to_out.weight, attn.to_out.bias)
 
 
 def _conv_feed_forward(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -305,7 +327,7 @@ class AnomalyCLIP(nn.Module):
         B, Fr, _ = features.shape
         S, L, s = cfg.num_segments, cfg.seg_length, Fr // cfg.grid_frames
         x, proj, logits = self.frame_logits(features, directions)
-        h = self.temporal_model.projection(self.temporal_input(x, logits))           # [B, F, E]
+        h = self.temporal_model.project(self.temporal_input(x, logits))              # [B, F, E]
         E = h.shape[-1]
         grids = h.view(B, S, s, L, E).transpose(1, 2).reshape(B * s, S, L, E)
         out, scores = self.grid_scores(grids)

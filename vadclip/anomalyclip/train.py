@@ -87,9 +87,10 @@ class TrainConfig:
     eval_every: int = 1               # evaluate every N epochs (and after the last)
     device: str = "auto"
     resume: bool = False
-    reversible: bool = True           # official reversible axial transformer (activations recomputed in
-                                      # the backward); False (opt-in): train through the model's grid path,
-                                      # same gradients up to float rounding, faster, more memory
+    reversible: bool = False          # False: train through the model's grid path (ordinary autograd, the
+                                      # official gradients up to float rounding, forward computed once);
+                                      # True (opt-in): the official reversible axial transformer, which
+                                      # recomputes activations in the backward (less memory, ~1/3 slower)
 
 
 @dataclass
