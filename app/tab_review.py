@@ -61,7 +61,7 @@ class ReviewTab:
     filters: list                  # video, class, status, min score, max score, reviewer
     sort: gr.Dropdown
     page: gr.Number
-    outputs: list                  # table, caption, page, page ids
+    outputs: list                  # table, caption, page
     show: Callable                 # (filters..., sort, page) -> outputs
 
     def refresh_after(self, events: list) -> None:
@@ -105,7 +105,6 @@ def build_review_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State, segmen
                       "str", "str", "str"],
             label="Flagged segments (select a row, or j / k, to decide)", elem_id="review-table")
         gr.HTML(key_help_html("key-help-review"))
-        page_ids = gr.State([])
         selected_item = gr.State(None)
         with gr.Row(equal_height=True):
             selected_md = gr.Markdown("No segment selected.", elem_id="selected-item")
@@ -137,11 +136,11 @@ def build_review_tab(ctx: AppContext, demo: gr.Blocks, session: gr.State, segmen
 
     filters = [video_f, label_f, status_f, min_f, max_f, reviewer_f]
     queue_inputs = [*filters, sort, page]
-    queue_outputs = [table, caption, page, page_ids]
+    queue_outputs = [table, caption, page]
 
     def queue(video, label, status, lo, hi, who, sort_name, page_number):
         view = h.queue_view(ctx, h.queue_filter(video, label, status, lo, hi, who), sort_name, page_number)
-        return view.rows, view.caption, view.page, view.ids
+        return view.rows, view.caption, view.page
 
     show = guard(queue, len(queue_outputs))
 
