@@ -181,6 +181,11 @@ def test_keys_do_nothing_while_typing(page):
 
 
 def test_queue_shows_reviewer_and_history(page):
+    page.locator("#video button[aria-label='Clear']").first.click()                     # a 2nd video
+    page.set_input_files("#video input[type=file]", str(REPO / "assets" / "scuffle.mp4"))
+    page.wait_for_selector("#video video")
+    page.click("#analyse-btn")
+    visible_text(page, "#summary", "scuffle.mp4").wait_for()
     page.click("button[role=tab]:has-text('Review queue')")
     page.click("#queue-refresh")
     visible_text(page, "#review-table", "alice").click()
@@ -191,9 +196,13 @@ def test_queue_shows_reviewer_and_history(page):
 
 
 def test_review_keys_in_the_queue(page):
+    ids = [row[0] for row in rows(page, "review-table")]
+    assert len(ids) >= 2
     page.evaluate("window.vadDesk.current.review = -1")
-    press(page, "j")
-    visible_text(page, "#selected-item", "explosion.mp4").wait_for()
+    for key, n in (("j", 0), ("j", 1), ("k", 0)):
+        press(page, key)
+        visible_text(page, "#selected-item", f"#{ids[n]} ").wait_for()
+    page.wait_for_selector("#review-table .vad-current")
     press(page, "c")
     visible_text(page, "#selected-item", "confirmed").wait_for()
     press(page, "d")
