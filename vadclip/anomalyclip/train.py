@@ -43,6 +43,7 @@ import torch
 
 from ..checkpoint import get_tokenizer
 from ..clip_backbone import load_clip
+from ..errors import TrainError
 from ..formats import DataError
 from ..utils import atomic_write, partial_writes, resolve_device
 from .centroid import normal_centroid
@@ -61,10 +62,6 @@ BEST, LAST, STATE, RUN, METRICS, REPORT = ("best.safetensors", "last.safetensors
 STATE_VERSION = 1
 SELECT_METRIC = {"xd": "auc_pr", "ucf": "auc_roc", "sht": "auc_roc"}   # the metric each paper reports
 RESUMABLE_CHANGES = ("device", "resume", "out_dir")   # settings that do not change the weights
-
-
-class TrainError(ValueError):
-    """A run that cannot start: bad options, a refused output folder, a mismatched resume."""
 
 
 @dataclass
