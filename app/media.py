@@ -1,13 +1,9 @@
-"""Pictures and clips of detected segments: thumbnails, thumbnail strips, trimmed mp4 clips."""
+"""Pictures of detected segments: thumbnails and thumbnail strips (the player itself shows the video)."""
 from __future__ import annotations
 
 import base64
 import io
-import tempfile
-from fractions import Fraction
-from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
@@ -15,8 +11,6 @@ from vadclip.results import DetectedSegment
 from vadclip.video import VideoInfo, iter_frames
 
 THUMB_WIDTH = 160
-CLIP_MAX_WIDTH = 480
-CLIP_MAX_S = 20.0
 
 
 def frames_at(path: str, info: VideoInfo, indices: list[int]) -> dict[int, np.ndarray]:
@@ -69,27 +63,3 @@ def segment_strip(path: str, info: VideoInfo, segment: DetectedSegment,
     frames = frames_at(path, info, indices)
     return [(resized(frames[min(i, info.n_frames - 1)], 320), f"{i / info.fps:.1f} s")
             for i in indices]
-
-
-def write_segment_clip(path: str, info: VideoInfo, segment: DetectedSegment,
-                       out_dir: str | Path | None = None, context_s: float = 0.5,
-                       max_s: float = CLIP_MAX_S) -> Path:
-    """An H.264 mp4 of the segment (plus `context_s` either side, at most `max_s` long)."""
-    start = max(0, int((segment.start_s - context_s) * info.fps))
-    end = min(info.n_frames, int(round((segment.end_s + context_s) * info.fps)), start + int(max_s * info.fps))
-    end = max(end, start + 1)
-    scale = min(1.0, CLIP_MAX_WIDTH / info.width)
-    width, height = (max(2, int(info.width * scale) // 2 * 2), max(2, int(info.height * scale) // 2 * 2))
-    out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="vadclip-clip-"))
-    out = out_dir / f"segment-{segment.start_frame}-{segment.end_frame}.mp4"
-    rate = Fraction(info.fps).limit_denominator(1001)
-    with av.open(str(out), "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "26", "preset": "veryfast", "movflags": "+faststart"}
-        for _, batch in iter_frames(path, batch_size=32, indices=range(start, end), info=info):
-            for frame in batch:
-                image = Image.fromarray(frame).resize((width, height), Image.BILINEAR)
-                container.mux(stream.encode(av.VideoFrame.from_image(image)))
-        container.mux(stream.encode())
-    return out

@@ -47,6 +47,7 @@ from .evaluate import EvalSet, evaluate, load_eval_set
 from .losses import total_loss
 from .model import VadCLIP, VadCLIPOutput
 from .safe_load import load_state_dict_file
+from .run_folder import saved_run_state
 from .utils import atomic_write, partial_writes, resolve_device
 
 STATE, RUN, METRICS, REPORT = "train_state.pt", "run.json", "metrics.jsonl", "report.json"
@@ -244,37 +245,6 @@ def _config_record(config: TrainConfig) -> dict:
     return record
 
 
-def _prepare_out_dir(out_dir: Path, config: TrainConfig, recipe: TrainRecipe) -> dict | None:
-    """Refuse to overwrite another run's checkpoints; on resume, the saved state (None: fresh start)."""
-    existing = [name for name in (BEST_FILE, LAST_FILE, STATE) if (out_dir / name).exists()]
-    if not config.resume:
-        if existing:
-            raise TrainError(f"{out_dir} already holds {', '.join(existing)}; pass resume=True (--resume) "
-                             f"to continue that run, or choose another output folder")
-        return None
-    if not (out_dir / STATE).is_file():
-        if existing:
-            raise TrainError(f"{out_dir}: cannot resume, {STATE} is missing (found {', '.join(existing)})")
-        return None
-    try:
-        state = torch.load(out_dir / STATE, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise TrainError(f"{out_dir / STATE}: unreadable training state ({err})") from None
-    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-        raise TrainError(f"{out_dir / STATE}: not a training state of this vadclip version")
-    saved = json.loads(state["config"])
-    now = _config_record(config)
-    changed = [f"{k} ({saved.get(k)!r} -> {now[k]!r})" for k in now
-               if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
-    if changed:
-        raise TrainError(f"{out_dir}: cannot resume with different settings: {'; '.join(changed)}")
-    saved_recipe = {k: v for k, v in json.loads(state["recipe"]).items() if k != "epochs"}
-    now_recipe = {k: v for k, v in json.loads(json.dumps(asdict(recipe))).items() if k != "epochs"}
-    if saved_recipe != now_recipe:
-        raise TrainError(f"{out_dir}: cannot resume, the preset's recipe changed since the run started")
-    return state
-
-
 def _remove_partial_writes(out_dir: Path) -> None:
     """Delete the temporary files a killed run left behind while writing its own outputs."""
     for name in (BEST_FILE, LAST_FILE, STATE, RUN, REPORT):
@@ -400,7 +370,10 @@ def start_run(config: TrainConfig, on_progress: Callable[[dict], None] | None = 
     started = time.perf_counter()
     recipe = effective_recipe(config)
     out_dir = Path(config.out_dir)
-    saved = _prepare_out_dir(out_dir, config, recipe)
+    saved = saved_run_state(out_dir, config.resume, (BEST_FILE, LAST_FILE), STATE,
+                            expected={"version": STATE_VERSION}, config=_config_record(config),
+                            recipe=json.loads(json.dumps(asdict(recipe))), resumable=RESUMABLE_CHANGES,
+                            recipe_free=("epochs",))
     _remove_partial_writes(out_dir)
     device = resolve_device(config.device)
     preset = get_preset(config.preset)

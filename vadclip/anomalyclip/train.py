@@ -45,6 +45,7 @@ from ..checkpoint import get_tokenizer
 from ..clip_backbone import load_clip
 from ..errors import TrainError
 from ..formats import DataError
+from ..run_folder import saved_run_state
 from ..utils import atomic_write, partial_writes, resolve_device
 from .centroid import normal_centroid
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -334,34 +335,6 @@ def config_record(config: TrainConfig) -> dict:
     return record
 
 
-def saved_state(out_dir: Path, config: TrainConfig, recipe: Recipe) -> dict | None:
-    """Refuse to overwrite another run; on resume, the saved state (None: a fresh start)."""
-    existing = [name for name in (BEST, LAST, STATE) if (out_dir / name).exists()]
-    if not config.resume:
-        if existing:
-            raise TrainError(f"{out_dir} already holds {', '.join(existing)}; pass resume=True (--resume) to "
-                             f"continue that run, or choose another output folder")
-        return None
-    if not (out_dir / STATE).is_file():
-        if existing:
-            raise TrainError(f"{out_dir}: cannot resume, {STATE} is missing (found {', '.join(existing)})")
-        return None
-    try:
-        state = torch.load(out_dir / STATE, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise TrainError(f"{out_dir / STATE}: unreadable training state ({err})") from None
-    if not isinstance(state, dict) or state.get("version") != STATE_VERSION or state.get("method") != "anomalyclip":
-        raise TrainError(f"{out_dir / STATE}: not an AnomalyCLIP training state of this vadclip version")
-    saved, now = json.loads(state["config"]), config_record(config)
-    changed = [f"{k} ({saved.get(k)!r} -> {now[k]!r})" for k in now
-               if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
-    if changed:
-        raise TrainError(f"{out_dir}: cannot resume with different settings: {'; '.join(changed)}")
-    if json.loads(state["recipe"]) != json.loads(json.dumps(asdict(recipe))):
-        raise TrainError(f"{out_dir}: cannot resume, the preset's recipe changed since the run started")
-    return state
-
-
 def run_state_tensors(run: RunState) -> dict:
     """RunState as tensors and plain types (for torch.save / weights_only loading)."""
     kind, keys, pos, has_gauss, gauss = run.clip_rng.get_state()
@@ -433,12 +406,14 @@ def train(config: TrainConfig, on_progress: Callable[[dict], None] | None = None
     ``{"kind": "done", ...}``. `should_stop()` is checked before every step; when it returns True
     the run saves ``last.safetensors`` and its state (resumable) and returns with ``cancelled=True``.
     """
-    started = time.perf_counter()
     recipe = effective_recipe(config)
     model_config, _ = get_preset(config.preset)
     select_metric = SELECT_METRIC[config.preset]
     out_dir = Path(config.out_dir)
-    state = saved_state(out_dir, config, recipe)
+    state = saved_run_state(out_dir, config.resume, (BEST, LAST), STATE,
+                            expected={"version": STATE_VERSION, "method": "anomalyclip"},
+                            config=config_record(config), recipe=json.loads(json.dumps(asdict(recipe))),
+                            resumable=RESUMABLE_CHANGES, what="an AnomalyCLIP training state")
     data = load_inputs(config, model_config, recipe)
     device = resolve_device(config.device)
     out_dir.mkdir(parents=True, exist_ok=True)
