@@ -92,6 +92,16 @@ def run_folder_name(preset: str, now: datetime | None = None, method: str = "vad
     return f"run-{kind}{preset}-{now.strftime('%Y%m%d-%H%M%S')}"
 
 
+def new_run_folder(models_dir: Path, preset: str, method: str = "vadclip") -> Path:
+    """A run folder in `models_dir` that does not exist yet (two runs within one second get
+    `-2`, `-3`, ... rather than sharing a folder)."""
+    base = run_folder_name(preset, method=method)
+    path, n = models_dir / base, 2
+    while path.exists():
+        path, n = models_dir / f"{base}-{n}", n + 1
+    return path
+
+
 @dataclass
 class TrainingJob:
     """One training run (or one run per seed): its settings, progress events, log and outcome."""

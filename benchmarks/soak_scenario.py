@@ -54,7 +54,7 @@ def soak(ctx: h.AppContext, model_key: str, videos: list[Path], n: int, start: i
         if i % 10 == 0:
             out_dir = ctx.temp.session_dir(f"soak-{i}")
             if session.scores.segments:
-                h.segment_preview(session, 0, out_dir)
+                h.segment_preview(session, 0)
             h.export_reviews(ctx, "json", "all", session, out_dir)
             ctx.end_session(f"soak-{i}")
 

@@ -44,11 +44,16 @@ _VIDEO_EXTENSION = re.compile(r"\.(mp4|avi|mkv|mov|webm|mpe?g|wmv|flv|m4v)$", re
 
 
 class DataError(UserError):
-    """Unusable dataset input. The message lists every problem found, one per line."""
+    """Unusable dataset input. The message lists every problem found, one per line.
 
-    def __init__(self, summary: str, problems: Sequence[str] = ()):
+    `count` is how many problems the error stands for (default: one per line of `problems`); it is
+    larger when only the first few are listed, smaller when a line is a note such as the likely fix.
+    """
+
+    def __init__(self, summary: str, problems: Sequence[str] = (), count: int | None = None):
         self.summary = summary
         self.problems = list(problems)
+        self.count = len(self.problems) if count is None else count
         super().__init__("\n".join([summary, *(f"  - {p}" for p in self.problems)]))
 
 
@@ -170,7 +175,8 @@ def read_feature_list(csv_path: str | os.PathLike, root: str | os.PathLike | Non
         more = [f"... and {n - MAX_SHOWN} more absolute paths"] if n > MAX_SHOWN else []
         fix = (f"likely fix: {n} listed path{'s are' if n != 1 else ' is'} absolute (another machine's paths?): "
                f"choose a features root (--features-root DIR) inside {root_dir}, where each file is found by its name")
-        raise DataError(f"{what}: {len(problems) + n} problem(s)", [*problems, *shown, *more, fix])
+        raise DataError(f"{what}: {len(problems) + n} problem(s)", [*problems, *shown, *more, fix],
+                        count=len(problems) + n)
     if not entries and not problems:
         problems.append("the list has no rows; add one 'path,label' row per feature file")
     if features_root is not None and listed:
@@ -197,8 +203,9 @@ def _find_listed_files(entries: list[FeatureListEntry], listed: list[tuple[int, 
     if report.problems:
         summary, lines = report.error_parts(what)
         if not problems:
-            raise DataError(summary, lines)
-        raise DataError(f"{what}: {len(problems)} problem(s); {summary.split(': ', 1)[-1]}", [*problems, *lines])
+            raise DataError(summary, lines, count=len(report.problems))
+        raise DataError(f"{what}: {len(problems)} problem(s); {summary.split(': ', 1)[-1]}", [*problems, *lines],
+                        count=len(problems) + len(report.problems))
     entries = list(entries)
     for (i, text, where), found in zip(listed, report.paths):
         path = found.resolve()
@@ -623,5 +630,5 @@ def check_feature_files(entries: Sequence[FeatureListEntry], dim: int = 512,
         problems = problems[:MAX_SHOWN] + ([f"... and {n - MAX_SHOWN} more"] if n > MAX_SHOWN else [])
         problems.append(f"likely fix: {likely_fix(missing, None)}")
         raise DataError(f"features: {n} problem(s), {len(missing)} of {len(entries)} listed files not found",
-                        problems)
+                        problems, count=n)
     _raise_problems(problems, "features")

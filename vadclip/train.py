@@ -134,9 +134,12 @@ def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -
     """Read and check the training set and the test set; one `DataError` lists every problem."""
     recipe = effective_recipe(config)
     problems: list[str] = []
+    uncounted = [0]      # lines of `problems` that are notes (a likely fix), not problems
 
     def collect(err: formats.DataError, where: str) -> None:
-        problems.extend(f"{where}: {p}" for p in (err.problems or [err.summary]))
+        lines = err.problems or [err.summary]
+        problems.extend(f"{where}: {p}" for p in lines)
+        uncounted[0] += len(lines) - max(err.count, 1)
 
     train_set = None
     where = f"train list {config.train_list}"
@@ -175,7 +178,8 @@ def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -
             except OSError as err:
                 problems.append(f"annotations {config.annotations}: {err}")
     if problems:
-        raise formats.DataError(f"training input: {len(problems)} problem(s)", problems)
+        count = len(problems) - uncounted[0]
+        raise formats.DataError(f"training input: {count} problem(s)", problems, count=count)
     return train_set, eval_set
 
 

@@ -3,7 +3,6 @@ item and its history, decisions, bulk decisions with a confirmation step, export
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from .. import export, media
 from ..review_db import STATUSES, BulkPreview, HistoryEntry, QueueFilter, ReviewRecord
 from ..reviewers import resolve_reviewer
 from ..state import Session
+from ..training import new_run_folder
 from .context import AppContext
 
 REVIEW_COLUMNS = ["id", "thumbnail", "video", "start (s)", "end (s)", "class", "confidence",
@@ -251,7 +251,7 @@ def fine_tune_on_reviews(ctx: AppContext, init_key: str, preset: str, holdout: f
     folder (so it joins the model choice); returns the held-out metrics before and after."""
     if not init_key or init_key == ZERO_SHOT:
         raise UserError("choose a VadCLIP checkpoint to start from (zero-shot cannot be fine-tuned)")
-    out = ctx.config.models_dir / f"reviews-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = new_run_folder(ctx.config.models_dir, preset, method="reviews")
     options = {}
     if batch_size:
         options["batch_size"] = int(batch_size)

@@ -14,7 +14,7 @@ from vadclip.train import TrainConfig
 
 from ..models import ZERO_SHOT, ModelChoice
 from ..training import (TrainingJob, list_files, list_folders, resolve_folder_in_root, resolve_in_root,
-                        run_folder_name)
+                        new_run_folder)
 from .context import AppContext
 
 FRESH_ADAPTER = (ZERO_SHOT, "fresh adapter on VADCLIP_CLIP")   # "start from" value and label
@@ -124,7 +124,7 @@ def start_training(ctx: AppContext, train_list: str | None, test_list: str | Non
     config = TrainConfig(
         preset=preset, train_list=str(train_path), test_list=str(test_path) if test_path else None,
         annotations=str(ann_path) if ann_path else None,
-        out_dir=str(ctx.config.models_dir / run_folder_name(preset)), clip=ctx.config.clip,
+        out_dir=str(new_run_folder(ctx.config.models_dir, preset)), clip=ctx.config.clip,
         init=init_key if init_key and init_key != ZERO_SHOT else None,
         epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
         seed=int(seed) if seed is not None else None, device=ctx.device, data_root=str(root),
@@ -199,7 +199,7 @@ def start_anomalyclip_training(ctx: AppContext, train_normal: str | None, train_
     config = anomalyclip.TrainConfig(
         preset=preset, train_normal=str(normal), train_abnormal=str(abnormal),
         test_list=str(test) if test else None, annotations=str(ann) if ann else None, features_root=str(features),
-        clip=ctx.config.clip, out_dir=str(ctx.config.models_dir / run_folder_name(preset, method="anomalyclip")),
+        clip=ctx.config.clip, out_dir=str(new_run_folder(ctx.config.models_dir, preset, method="anomalyclip")),
         epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
         warmup_epochs=int(warmup_epochs) if warmup_epochs is not None else None,
         seed=int(seed) if seed is not None else None, device=ctx.device)
