@@ -33,11 +33,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
 
+from browser import CHROMIUM, CHROMIUM_FLAGS as FLAGS  # noqa: E402
 from shared_paths import OFFICIAL, SHARED  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def machine() -> str:

@@ -18,14 +18,12 @@ import pytest
 pytestmark = pytest.mark.browser
 
 from app_server import AppServer
+from browser import CHROMIUM, CHROMIUM_FLAGS
 from conftest import OFFICIAL, SHARED, synth
 from videos import write_text, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("VADCLIP_TEST_ARTIFACTS", REPO / "test-artifacts")) / "browser"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 MAX_VIDEO_S = 12
 TIMEOUT_MS = 60_000
 

@@ -5,7 +5,6 @@ app server, like a moderator would."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,10 @@ import pytest
 pytestmark = pytest.mark.browser
 
 from app_server import AppServer
+from browser import AUTOPLAY_FLAG, CHROMIUM, CHROMIUM_FLAGS
 from conftest import OFFICIAL
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                  "--autoplay-policy=no-user-gesture-required"]
 TIMEOUT_MS = 60_000
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -43,7 +39,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(server):
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_FLAGS, AUTOPLAY_FLAG])
         page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(server.url)

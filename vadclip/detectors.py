@@ -72,22 +72,14 @@ def check_fixed_vocabulary(class_names: list[str], trained: list[str]) -> None:
                               "and order")
 
 
-class VadCLIPDetector:
-    """A trained VadCLIP model: C-branch ("c", sigmoid score) and A-branch ("a", 1 - P(normal)).
+class TrainedDetector:
+    """What a detector wrapping a trained model (`model.clipmodel`, `model.clip_info`,
+    `model.config.preset`) shares: its CLIP, the random-weights flag and its description."""
 
-    Its learned prompt takes any vocabulary (free vocabulary). Text features are kept per class
-    name, so re-scoring with an edited vocabulary only encodes the new names; the model must not
-    be trained further meanwhile.
-    """
+    method = ""          # the method's name in descriptions, e.g. "VadCLIP"
 
-    kind = "vadclip"
-    frames_per_row = SNIPPET_FRAMES
-    fixed_vocabulary = False
-    branches = ("c", "a")
-
-    def __init__(self, model: VadCLIP):
+    def __init__(self, model: nn.Module):
         self.model = model
-        self._text_features = TextFeatureCache(model.encode_text)
 
     @property
     def clip_model(self) -> nn.Module:
@@ -103,7 +95,26 @@ class VadCLIPDetector:
 
     @property
     def description(self) -> str:
-        return f"VadCLIP (preset {self.model.config.preset}, {self.model.clip_info.label})"
+        return f"{self.method} (preset {self.model.config.preset}, {self.model.clip_info.label})"
+
+
+class VadCLIPDetector(TrainedDetector):
+    """A trained VadCLIP model: C-branch ("c", sigmoid score) and A-branch ("a", 1 - P(normal)).
+
+    Its learned prompt takes any vocabulary (free vocabulary). Text features are kept per class
+    name, so re-scoring with an edited vocabulary only encodes the new names; the model must not
+    be trained further meanwhile.
+    """
+
+    kind = "vadclip"
+    method = "VadCLIP"
+    frames_per_row = SNIPPET_FRAMES
+    fixed_vocabulary = False
+    branches = ("c", "a")
+
+    def __init__(self, model: VadCLIP):
+        super().__init__(model)
+        self._text_features = TextFeatureCache(model.encode_text)
 
     @property
     def default_class_names(self) -> list[str]:

@@ -23,10 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from ..clip_backbone import ClipInfo
-from ..detectors import DetectorScores
+from ..detectors import DetectorScores, TrainedDetector
 from ..errors import OptionError, VocabularyError
 from ..factory import CheckpointKind, LoadedModel, register_checkpoint_kind
 from ..prompt import validate_class_names
@@ -41,35 +39,20 @@ from .scoring import score_frames
 SCORE_BRANCH = "score"      # the one curve: the per-frame sigmoid anomaly score
 
 
-class AnomalyCLIPDetector:
+class AnomalyCLIPDetector(TrainedDetector):
     """An AnomalyCLIP model as a detector: per-frame rows, one curve, fixed vocabulary."""
 
     kind = "anomalyclip"
+    method = "AnomalyCLIP"
     frames_per_row = 1
     fixed_vocabulary = True
     branches = (SCORE_BRANCH,)
 
     def __init__(self, model: AnomalyCLIP):
-        self.model = model
+        super().__init__(model)
         cfg = model.config
         # vocabulary position k (normal first) -> the model's class index
         self._order = [cfg.normal_id] + [i for i in range(cfg.num_classes) if i != cfg.normal_id]
-
-    @property
-    def clip_model(self) -> nn.Module:
-        return self.model.clipmodel
-
-    @property
-    def clip_info(self) -> ClipInfo:
-        return self.model.clip_info
-
-    @property
-    def random_weights(self) -> bool:
-        return self.model.clip_info.random_weights
-
-    @property
-    def description(self) -> str:
-        return f"AnomalyCLIP (preset {self.model.config.preset}, {self.model.clip_info.label})"
 
     @property
     def default_class_names(self) -> list[str]:
