@@ -119,15 +119,23 @@ def _clip_tensors_for_saving(model: VadCLIP) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(model: VadCLIP, path: str | os.PathLike, metadata: dict | None = None) -> Path:
     """Write `model` (adapter + CLIP + config) to a `.safetensors` file atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.adapter_state_dict().items()}
+    tensors.update(_clip_tensors_for_saving(model))
+    return write_checkpoint_file(path, tensors, FORMAT_NAME, model.config.to_dict(), model.clip_info, metadata)
+
+
+def write_checkpoint_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor], format_name: str,
+                          config: dict, clip_info, metadata: dict | None = None) -> Path:
+    """Our checkpoint layout, for every model family: `tensors` in a `.safetensors` file whose
+    header holds the format name and version and, as JSON, the model config, the CLIP's source and
+    random-weights flag, and free-form metadata. Written atomically."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path.name}: our checkpoints are .safetensors files")
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.adapter_state_dict().items()}
-    tensors.update(_clip_tensors_for_saving(model))
     header = {
-        "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-        "config": json.dumps(model.config.to_dict()),
-        "clip": json.dumps({"source": model.clip_info.source, "random_weights": model.clip_info.random_weights}),
+        "format": format_name, "format_version": FORMAT_VERSION,
+        "config": json.dumps(config),
+        "clip": json.dumps({"source": clip_info.source, "random_weights": clip_info.random_weights}),
         "metadata": json.dumps(metadata or {}),
     }
     with atomic_write(path) as tmp:
@@ -135,20 +143,22 @@ def save_checkpoint(model: VadCLIP, path: str | os.PathLike, metadata: dict | No
     return path
 
 
-def read_checkpoint_header(path: str | os.PathLike) -> dict:
-    """The JSON header of one of our checkpoints: config, clip and metadata (parsed)."""
+def read_checkpoint_header(path: str | os.PathLike, format_name: str = FORMAT_NAME,
+                           what: str = "a vadclip") -> dict:
+    """The JSON header of one of our checkpoints of `format_name`: config, clip and metadata (parsed)."""
     name = Path(path).name
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
     except Exception as e:
         raise CheckpointError(f"{name}: not a readable safetensors file ({e})") from None
-    if header.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{name}: a safetensors file, but not a vadclip checkpoint")
+    if header.get("format") != format_name:
+        raise CheckpointError(f"{name}: a safetensors file, but not {what} checkpoint "
+                              f"(format {header.get('format')!r})")
     try:
         return {k: json.loads(header[k]) for k in ("config", "clip", "metadata")}
     except (KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{name}: damaged vadclip header ({e})") from None
+        raise CheckpointError(f"{name}: damaged {what.split()[-1]} header ({e})") from None
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import os
 import pickle
 import re
@@ -25,19 +24,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
-from ..checkpoint import get_tokenizer, resolve_checkpoint_path
+from ..checkpoint import get_tokenizer, resolve_checkpoint_path, write_checkpoint_file
+from ..checkpoint import read_checkpoint_header as read_vadclip_header
 from ..clip_backbone import ClipError, clip_from_openai_state_dict, describe_clip
 from ..safe_load import CheckpointError, UnsafeCheckpointError, load_state_dict_file
-from ..utils import atomic_write
 from .centroid import load_centroid
 from .config import PRESETS, AnomalyCLIPConfig, get_preset
 from .model import AnomalyCLIP
 
 FORMAT_NAME = "vadclip-anomalyclip"
-FORMAT_VERSION = "1"
 CENTROID_FILE = "ncentroid.pt"
 
 # --------------------------------------------------------------------------------------------
@@ -297,9 +293,6 @@ def save_checkpoint(model: AnomalyCLIP, path: str | os.PathLike, metadata: dict 
 
     CLIP tensors are stored as float16 where that is exact (OpenAI weights are), else float32.
     """
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise ValueError(f"{path.name}: our checkpoints are .safetensors files")
     tensors = {}
     for k, v in model.state_dict().items():
         if k == "clipmodel.attn_mask":
@@ -308,32 +301,12 @@ def save_checkpoint(model: AnomalyCLIP, path: str | os.PathLike, metadata: dict 
         if k.startswith("clipmodel.") and v.is_floating_point() and torch.equal(v.half().to(v.dtype), v):
             v = v.half()
         tensors[k] = v
-    header = {
-        "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-        "config": json.dumps(model.config.to_dict()),
-        "clip": json.dumps({"source": model.clip_info.source, "random_weights": model.clip_info.random_weights}),
-        "metadata": json.dumps(metadata or {}),
-    }
-    with atomic_write(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
-    return path
+    return write_checkpoint_file(path, tensors, FORMAT_NAME, model.config.to_dict(), model.clip_info, metadata)
 
 
 def read_checkpoint_header(path: str | os.PathLike) -> dict:
     """The parsed JSON header (config, clip, metadata) of one of our AnomalyCLIP checkpoints."""
-    name = Path(path).name
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-    except Exception as e:
-        raise CheckpointError(f"{name}: not a readable safetensors file ({e})") from None
-    if header.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{name}: a safetensors file, but not an AnomalyCLIP checkpoint "
-                              f"(format {header.get('format')!r})")
-    try:
-        return {k: json.loads(header[k]) for k in ("config", "clip", "metadata")}
-    except (KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{name}: damaged AnomalyCLIP header ({e})") from None
+    return read_vadclip_header(path, FORMAT_NAME, "an AnomalyCLIP")
 
 
 def is_anomalyclip_checkpoint(path: str | os.PathLike) -> bool:
