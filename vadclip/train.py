@@ -134,12 +134,11 @@ def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -
     """Read and check the training set and the test set; one `DataError` lists every problem."""
     recipe = effective_recipe(config)
     problems: list[str] = []
-    uncounted = [0]      # lines of `problems` that are notes (a likely fix), not problems
+    collected: list[formats.DataError] = []     # their lines are in `problems`; their counts below
 
     def collect(err: formats.DataError, where: str) -> None:
-        lines = err.problems or [err.summary]
-        problems.extend(f"{where}: {p}" for p in lines)
-        uncounted[0] += len(lines) - max(err.count, 1)
+        problems.extend(f"{where}: {p}" for p in (err.problems or [err.summary]))
+        collected.append(err)
 
     train_set = None
     where = f"train list {config.train_list}"
@@ -178,7 +177,8 @@ def load_inputs(config: TrainConfig, dim: int = 512, visual_length: int = 256) -
             except OSError as err:
                 problems.append(f"annotations {config.annotations}: {err}")
     if problems:
-        count = len(problems) - uncounted[0]
+        # a collected error's lines may include notes (the likely fix) or stand for more problems
+        count = len(problems) + sum(max(e.count, 1) - len(e.problems or [e.summary]) for e in collected)
         raise formats.DataError(f"training input: {count} problem(s)", problems, count=count)
     return train_set, eval_set
 
