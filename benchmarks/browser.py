@@ -11,3 +11,4 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 # Lets a page start a <video> without a user gesture (the player / timeline tests play it).
 AUTOPLAY_FLAG = "--autoplay-policy=no-user-gesture-required"
+TIMEOUT_MS = 60_000      # Playwright's wait for a page element or event (the app scores on a busy CPU)

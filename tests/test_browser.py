@@ -18,14 +18,13 @@ import pytest
 pytestmark = pytest.mark.browser
 
 from app_server import AppServer
-from browser import CHROMIUM, CHROMIUM_FLAGS
+from browser import CHROMIUM, CHROMIUM_FLAGS, TIMEOUT_MS
 from conftest import OFFICIAL, SHARED, synth
 from videos import write_text, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("VADCLIP_TEST_ARTIFACTS", REPO / "test-artifacts")) / "browser"
 MAX_VIDEO_S = 12
-TIMEOUT_MS = 60_000
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if not Path(CHROMIUM).is_file():

@@ -12,11 +12,10 @@ import pytest
 pytestmark = pytest.mark.browser
 
 from app_server import AppServer
-from browser import AUTOPLAY_FLAG, CHROMIUM, CHROMIUM_FLAGS
+from browser import AUTOPLAY_FLAG, CHROMIUM, CHROMIUM_FLAGS, TIMEOUT_MS
 from conftest import OFFICIAL
 
 REPO = Path(__file__).resolve().parents[1]
-TIMEOUT_MS = 60_000
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if not Path(CHROMIUM).is_file():
