@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -43,7 +44,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vadclip.checkpoint import build_model, load_model, save_checkpoint  # noqa: E402
+from vadclip.checkpoint import build_model, load_checkpoint, save_checkpoint  # noqa: E402
 from vadclip.config import get_preset  # noqa: E402
 from vadclip.eval_scores import metrics_of_scores  # noqa: E402
 from vadclip.evaluate import load_eval_set  # noqa: E402
@@ -92,7 +93,7 @@ def train_pair(preset: str, data: dict, seed: int, work: Path, a: argparse.Names
                              num_workers=0, **data)
         with contextlib.redirect_stdout(io.StringIO()):
             result = train(config)
-        models[arm] = load_model(result.best_path, device=a.device)
+        models[arm] = load_checkpoint(result.best_path, device=a.device)
         models[arm].best_metrics = result.best_metrics      # what training measured, for a cross-check
         init.unlink()
     return models
@@ -104,10 +105,16 @@ def percent(metric: str, value) -> float | None:
     return float(value) if metric.startswith("map") else 100.0 * float(value)
 
 
-def run_preset(preset: str, a: argparse.Namespace, tmp: Path) -> dict[str, list[dict]]:
-    """Every arm's runs: [{"seed": (data seed, train seed), "metrics": {metric: percent}}]."""
+def run_preset(preset: str, a: argparse.Namespace, tmp: Path,
+               on_round: Callable[[dict[str, list[dict]]], None] = lambda runs: None) -> dict[str, list[dict]]:
+    """Every arm's runs: [{"seed": "data seed/train seed", "metrics": {metric: percent}}].
+
+    The training seed is the outer loop, so a run stopped early still holds every data seed;
+    `on_round(runs)` is called after each training seed (e.g. to save what is done).
+    """
     arms = test_time_arms(a.smooth_widths)
     combined = f"{PADDING} + resample (bins) + smooth (mean, {a.smooth_widths[0]})"
+    select = get_preset(preset).train.select_metric
     runs: dict[str, list[dict]] = {}
     n_train, n_test = min(600, a.max_videos), min(160, a.max_videos)
 
@@ -115,18 +122,18 @@ def run_preset(preset: str, a: argparse.Namespace, tmp: Path) -> dict[str, list[
         metrics = {m: percent(m, v) for m, v in result.as_dict().items() if m in METRICS}
         runs.setdefault(arm, []).append({"seed": seed, "metrics": metrics})
 
+    benchmarks = {}
     for data_seed in a.data_seeds:
+        data = make_synth(preset, tmp / f"{preset}_{data_seed}" / "synth", data_seed, n_train, n_test)
+        benchmarks[data_seed] = data, load_eval_set(data["test_list"], data["annotations"], preset=preset)
+    official_models: dict[int, list] = {d: [] for d in a.data_seeds}
+    for train_seed in a.train_seeds:
         t = time.perf_counter()
-        work = tmp / f"{preset}_{data_seed}"
-        data = make_synth(preset, work / "synth", data_seed, n_train, n_test)
-        eval_set = load_eval_set(data["test_list"], data["annotations"], preset=preset)
-        official_models = []
-        for train_seed in a.train_seeds:
-            models = train_pair(preset, data, train_seed, work, a)
+        for data_seed, (data, eval_set) in benchmarks.items():
+            models = train_pair(preset, data, train_seed, tmp / f"{preset}_{data_seed}", a)
             seed = f"{data_seed}/{train_seed}"
             for arm in (OFFICIAL, PADDING):
                 result = metrics_of_scores(eval_set, eval_scores_with_options([models[arm]], eval_set))
-                select = get_preset(preset).train.select_metric
                 if not np.isclose(result.as_dict()[select], models[arm].best_metrics[select], atol=1e-6):
                     print(f"  WARNING: {arm} {seed}: {select} {result.as_dict()[select]} here, "
                           f"{models[arm].best_metrics[select]} during training", flush=True)
@@ -134,13 +141,18 @@ def run_preset(preset: str, a: argparse.Namespace, tmp: Path) -> dict[str, list[
             for arm, options in arms.items():
                 record(arm, seed, metrics_of_scores(eval_set, eval_scores_with_options([models[OFFICIAL]], eval_set, options)))
             options = TestTimeOptions(resample="bins", smooth_width=a.smooth_widths[0])
+            record(f"resample (bins) + smooth (mean, {a.smooth_widths[0]})", seed,
+                   metrics_of_scores(eval_set, eval_scores_with_options([models[OFFICIAL]], eval_set, options)))
             record(combined, seed, metrics_of_scores(eval_set, eval_scores_with_options([models[PADDING]], eval_set, options)))
-            official_models.append(models[OFFICIAL])
-        if len(official_models) > 1:
-            arm = f"ensemble of the {len(official_models)} training seeds"
-            record(arm, f"{data_seed}/all", metrics_of_scores(eval_set, eval_scores_with_options(official_models, eval_set)))
-        print(f"  {preset} data seed {data_seed}: {len(a.train_seeds)} training seed(s) x 2 trained arms "
+            official_models[data_seed].append(models[OFFICIAL])
+        print(f"  {preset} training seed {train_seed}: {len(benchmarks)} data seed(s) x 2 trained arms "
               f"in {time.perf_counter() - t:.0f} s", flush=True)
+        on_round(runs)
+    for data_seed, members in official_models.items():
+        if len(members) > 1:
+            arm = f"ensemble of the {len(members)} training seeds (x{len(members)} training budget)"
+            eval_set = benchmarks[data_seed][1]
+            record(arm, f"{data_seed}/all", metrics_of_scores(eval_set, eval_scores_with_options(members, eval_set)))
     return runs
 
 
@@ -198,8 +210,15 @@ def main() -> None:
                     help="moving-average widths to try (odd; each also as a Gaussian of width 2w-1)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", help="also write every run's metrics to this file")
+    ap.add_argument("--json", help="also write every run's metrics to this file (after each training seed)")
+    ap.add_argument("--table", metavar="JSON", help="only print the tables of a --json file (e.g. of a run in progress)")
     a = ap.parse_args()
+    if a.table:
+        for preset, runs in json.loads(Path(a.table).read_text())["runs"].items():
+            print(f"\n{preset}: metrics in percent, mean ± sample std over runs "
+                  f"(* = selection metric {get_preset(preset).train.select_metric})")
+            print(format_table(preset, runs))
+        return
     torch.set_num_threads(a.threads)
     if not FIXTURE_CLIP.is_file():
         sys.exit(f"{FIXTURE_CLIP} not found: the benchmark needs ../shared (set VADCLIP_SHARED)")
@@ -209,20 +228,24 @@ def main() -> None:
           f"CLIP: fixture (small, random weights)", flush=True)
     started = time.perf_counter()
     results = {}
+
+    def save(preset: str, runs: dict[str, list[dict]]) -> None:
+        results[preset] = runs
+        if a.json:
+            Path(a.json).write_text(json.dumps({"args": {k: (list(v) if isinstance(v, tuple) else v)
+                                                         for k, v in vars(a).items()}, "runs": results}, indent=2))
+
     with tempfile.TemporaryDirectory() as tmp:
         for preset in a.presets:
             try:
-                results[preset] = run_preset(preset, a, Path(tmp))
+                runs = run_preset(preset, a, Path(tmp), on_round=lambda runs, preset=preset: save(preset, runs))
             except ValueError as err:      # bad options for this data (e.g. a batch larger than the set)
                 sys.exit(f"error: {preset}: {err}")
+            save(preset, runs)
             select = get_preset(preset).train.select_metric
             print(f"\n{preset}: metrics in percent, mean ± sample std over runs (* = selection metric {select})")
-            print(format_table(preset, results[preset]), flush=True)
+            print(format_table(preset, runs), flush=True)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
-    if a.json:
-        Path(a.json).write_text(json.dumps({"args": {k: (list(v) if isinstance(v, tuple) else v)
-                                                     for k, v in vars(a).items()}, "runs": results}, indent=2))
-
 
 if __name__ == "__main__":
     main()

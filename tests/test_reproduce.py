@@ -139,3 +139,54 @@ def test_reproduce_anomalyclip_matches_the_fixture_metrics(anomalyclip_release, 
     assert ours["n_videos"] == 3 and ours["n_frames"] == 1920
     assert cli_main(args + ["--smooth", "3"]) == 2
     assert "VadCLIP test-time options" in capsys.readouterr().err
+
+
+def _eval_args(root: Path, *checkpoints: str) -> list[str]:
+    return ["eval", *[a for c in checkpoints for a in ("--checkpoint", c)], "--preset", "xd",
+            "--features-root", str(root / "download"), "--test-list", str(root / "list" / "xd_CLIP_rgbtest.csv"),
+            "--annotations", str(root / "list" / "annotations.txt"), "--json", str(root / "eval.json")]
+
+
+def test_repeated_checkpoints_are_an_ensemble(vadclip_release, official_model, capsys):
+    from vadclip.checkpoint import load_checkpoint, save_checkpoint
+    from vadclip.evaluate import load_eval_set
+    from vadclip.improvements import evaluate_with_options
+    from vadclip.seeds import SUMMARY_FILE
+
+    root = vadclip_release
+    official = str(OFFICIAL / "official_xd.pth")
+    other = load_checkpoint(save_checkpoint(official_model, root / "copy.safetensors"))
+    with torch.no_grad():                                    # a second, different member
+        for p in other.adapter_parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    save_checkpoint(other, root / "seeds" / "seed_1" / "best.safetensors")
+    save_checkpoint(official_model, root / "seeds" / "seed_0" / "best.safetensors")
+    (root / "seeds" / SUMMARY_FILE).write_text(json.dumps({"runs": [{"seed": 0}, {"seed": 1}]}))
+
+    eval_set = load_eval_set(root / "list" / "xd_CLIP_rgbtest.csv", [root / "list" / "annotations.txt"],
+                             preset="xd", features_root=root / "download")
+    expected = evaluate_with_options([official_model, other], eval_set).as_dict()
+    single = evaluate_with_options([official_model], eval_set).as_dict()
+    assert expected["auc_a"] != single["auc_a"] or expected["ap_c"] != single["ap_c"]   # the member matters
+
+    assert cli_main(_eval_args(root, official, str(root / "seeds" / "seed_1"))) == 0
+    assert "checkpoint ensemble of 2" in capsys.readouterr().out
+    explicit = json.loads((root / "eval.json").read_text())
+    assert cli_main(_eval_args(root, str(root / "seeds"))) == 0          # a --seeds folder: its runs
+    from_folder = json.loads((root / "eval.json").read_text())
+    for name in ("auc_c", "ap_c", "auc_a", "ap_a", "map_avg"):
+        assert explicit[name] == pytest.approx(expected[name], abs=1e-6)
+        assert from_folder[name] == pytest.approx(expected[name], abs=1e-6)
+    assert cli_main(_eval_args(root, official, official)) == 0          # k identical members: the member
+    twice = json.loads((root / "eval.json").read_text())
+    assert all(twice[k] == pytest.approx(single[k], abs=1e-7) for k in ("auc_c", "ap_c", "auc_a", "ap_a"))
+
+
+def test_anomalyclip_refuses_an_ensemble(anomalyclip_release, capsys):
+    root = anomalyclip_release
+    ckpt = str(AC_FIXTURES / "official_xd.ckpt")
+    args = ["eval", "--checkpoint", ckpt, "--checkpoint", ckpt, "--centroid", str(root / "ncentroid.pt"),
+            "--features-root", str(root / "features"), "--test-list", str(root / "Anomaly_Test.txt"),
+            "--annotations", str(root / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt")]
+    assert cli_main(args) == 2
+    assert "ensembles are a VadCLIP option" in capsys.readouterr().err

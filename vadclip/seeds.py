@@ -183,3 +183,18 @@ def train_seeds(config, seeds: Sequence[int], train_fn: Callable, **train_kwargs
     summary["cancelled"] = cancelled
     write_seeds_summary(summary, config.out_dir)
     return summary
+
+
+def seed_checkpoints(folder: str | os.PathLike) -> list[Path] | None:
+    """The run folders of a `train_seeds` output folder (one holding ``seeds_summary.json``), in
+    the summary's order; None for any other path (a checkpoint file, an ordinary run folder)."""
+    folder = Path(folder)
+    summary_path = folder / SUMMARY_FILE
+    if not summary_path.is_file():
+        return None
+    try:
+        runs = json.loads(summary_path.read_text())["runs"]
+        seeds = [int(run["seed"]) for run in runs]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{summary_path}: not a seeds summary ({err})") from None
+    return [seed_run_dir(folder, seed) for seed in seeds]

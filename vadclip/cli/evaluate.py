@@ -27,7 +27,7 @@ from ..evaluate import format_table, load_eval_set
 from ..factory import HF_PREFIX, PRESET_CHOICES, checkpoint_kind, hf_download, load_model, load_vadclip_model
 from ..formats import DataError
 from ..improvements import evaluate_with_options
-from .reproduce import add_test_time_flags, test_time_options
+from .reproduce import CHECKPOINT_HELP, add_test_time_flags, ensemble_members, single_checkpoint, test_time_options
 from ..utils import atomic_write, resolve_device
 
 METHODS = ("auto", "vadclip", "anomalyclip")
@@ -39,9 +39,9 @@ def register(subparsers) -> None:
         description="VadCLIP: official AUC / AP / AnoAUC (both branches) and detection mAP. "
                     "AnomalyCLIP: the official frame metrics (AUC-ROC, AUC-PR, per-class AUROC / AUPR, "
                     "top-1 / top-5 accuracy).")
-    p.add_argument("--checkpoint", required=True,
+    p.add_argument("--checkpoint", required=True, action="append",
                    help="official VadCLIP .pth or AnomalyCLIP last.ckpt, our .safetensors, a run folder, "
-                        "or hf://OWNER/REPO/FILE[@REV]")
+                        "or hf://OWNER/REPO/FILE[@REV]" + CHECKPOINT_HELP)
     p.add_argument("--method", default="auto", choices=METHODS,
                    help="auto (default): anomalyclip for an AnomalyCLIP checkpoint, else vadclip")
     p.add_argument("--preset", default=None, choices=PRESET_CHOICES,
@@ -73,7 +73,7 @@ def checkpoint_method(checkpoint: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    method = checkpoint_method(args.checkpoint) if args.method == "auto" else args.method
+    method = checkpoint_method(args.checkpoint[0]) if args.method == "auto" else args.method
     if method == "anomalyclip":
         if not test_time_options(args).official:
             raise OptionError("--resample / --smooth are VadCLIP test-time options")
@@ -95,11 +95,13 @@ def run_vadclip(args: argparse.Namespace) -> dict:
         raise OptionError(f"VadCLIP evaluation needs the test list's preset (xd or ucf), got {preset!r}")
     eval_set = load_eval_set(args.test_list, args.annotations, preset=preset, features_root=args.features_root)
     options = test_time_options(args)
-    model = load_vadclip_model(args.checkpoint, preset=preset, device=resolve_device(args.device))
-    result = evaluate_with_options([model], eval_set, options)     # default options: the official `evaluate`
+    members = ensemble_members(args.checkpoint)
+    device = resolve_device(args.device)
+    models = [load_vadclip_model(c, preset=preset, device=device) for c in members]
+    result = evaluate_with_options(models, eval_set, options)     # one model, default options: the official `evaluate`
     for w in eval_set.warnings:
         print("note:", w)
-    print(f"{result.n_videos} videos, checkpoint {args.checkpoint}, preset {preset}")
+    print(f"{result.n_videos} videos, checkpoint {' + '.join(members)}, preset {preset}")
     print(format_table(result))
     return result.as_dict()
 
@@ -109,18 +111,19 @@ def run_anomalyclip(args: argparse.Namespace) -> dict:
 
     if len(args.annotations) != 1:
         raise OptionError("AnomalyCLIP evaluation reads one temporal annotation file (--annotations once)")
-    loaded = load_model(args.checkpoint, preset=args.preset or "auto", device=resolve_device(args.device),
+    checkpoint = single_checkpoint(args.checkpoint)
+    loaded = load_model(checkpoint, preset=args.preset or "auto", device=resolve_device(args.device),
                         centroid=args.centroid)
     if not isinstance(loaded.detector, AnomalyCLIPDetector):
-        raise OptionError(f"{args.checkpoint}: a {loaded.kind} checkpoint, not an AnomalyCLIP one "
+        raise OptionError(f"{checkpoint}: a {loaded.kind} checkpoint, not an AnomalyCLIP one "
                           "(use --method vadclip)")
     model = loaded.detector.model
     root = args.features_root or os.path.dirname(os.path.abspath(args.test_list))
     metrics, n_videos, n_frames = evaluate_anomalyclip(model, args.test_list, args.annotations[0], root)
-    result = {"method": "anomalyclip", "checkpoint": str(args.checkpoint), "preset": model.config.preset,
+    result = {"method": "anomalyclip", "checkpoint": checkpoint, "preset": model.config.preset,
               "n_videos": n_videos, "n_frames": n_frames, "class_names": list(model.config.class_names),
               "random_weights": model.clip_info.random_weights, **metrics}
-    print(f"{n_videos} videos, {n_frames} frames, checkpoint {args.checkpoint}, AnomalyCLIP preset "
+    print(f"{n_videos} videos, {n_frames} frames, checkpoint {checkpoint}, AnomalyCLIP preset "
           f"{model.config.preset}")
     print(format_anomalyclip_table(result))
     return result

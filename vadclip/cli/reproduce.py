@@ -23,6 +23,7 @@ from ..formats import DataError
 from ..improvements import RESAMPLE_METHODS, SMOOTH_KINDS, TestTimeOptions
 from ..methods import METHODS
 from ..paper_numbers import format_comparison, paper_numbers
+from ..seeds import seed_checkpoints
 from ..utils import atomic_write, resolve_device
 
 
@@ -40,6 +41,32 @@ def add_test_time_flags(parser: argparse.ArgumentParser) -> None:
                    help="centred moving average of each video's scores over WIDTH snippets, odd "
                         "(score smoothing as in LEC-VAD / PEL4VAD; improvements.smooth_scores; 1 = off)")
     g.add_argument("--smooth-kind", choices=SMOOTH_KINDS, default="mean", help="smoothing window shape")
+
+
+CHECKPOINT_HELP = ("; repeat it (or give a `--seeds` output folder) to average several checkpoints' scores "
+                   "(VadCLIP checkpoint ensemble, as DeSC 2026 ensembles streams; improvements.ensemble_scores)")
+
+
+def ensemble_members(checkpoints: list[str]) -> list[str]:
+    """The checkpoints of a repeatable ``--checkpoint``, a `--seeds` output folder expanded to its runs."""
+    members: list[str] = []
+    for checkpoint in checkpoints:
+        try:
+            runs = seed_checkpoints(checkpoint) if not checkpoint.startswith("hf://") else None
+        except ValueError as err:
+            raise OptionError(str(err)) from None
+        members.extend([checkpoint] if runs is None else [str(r) for r in runs])
+    if len(members) > 1:
+        print(f"checkpoint ensemble of {len(members)}: {', '.join(members)}")
+    return members
+
+
+def single_checkpoint(checkpoints: list[str]) -> str:
+    """The one checkpoint of a method without ensembles (AnomalyCLIP); OptionError for several."""
+    if len(checkpoints) != 1:
+        raise OptionError(f"{len(checkpoints)} checkpoints given; ensembles are a VadCLIP option, "
+                          "give AnomalyCLIP one --checkpoint")
+    return checkpoints[0]
 
 
 def test_time_options(args: argparse.Namespace) -> TestTimeOptions:
@@ -64,8 +91,9 @@ def register(subparsers) -> None:
     p.add_argument("--method", choices=METHODS, required=True)
     p.add_argument("--preset", required=True, choices=("xd", "ucf", "sht"),
                    help="vadclip: xd, ucf; anomalyclip: xd, ucf, sht")
-    p.add_argument("--checkpoint", required=True,
-                   help="vadclip: model_xd.pth / model_ucf.pth (or ours); anomalyclip: last.ckpt (or ours)")
+    p.add_argument("--checkpoint", required=True, action="append",
+                   help="vadclip: model_xd.pth / model_ucf.pth (or ours); anomalyclip: last.ckpt (or ours)"
+                        + CHECKPOINT_HELP)
     p.add_argument("--features-root", required=True,
                    help="folder holding the downloaded features; listed files are found by name under it")
     p.add_argument("--test-list", required=True,
@@ -92,12 +120,14 @@ def reproduce_vadclip(args: argparse.Namespace) -> dict:
         raise OptionError("--centroid is only for AnomalyCLIP checkpoints")
     options = test_time_options(args)
     eval_set = load_eval_set(args.test_list, args.annotations, preset=args.preset, features_root=args.features_root)
-    model = load_vadclip_model(args.checkpoint, preset=args.preset, device=resolve_device(args.device))
-    result = evaluate_with_options([model], eval_set, options)
+    members = ensemble_members(args.checkpoint)
+    device = resolve_device(args.device)
+    models = [load_vadclip_model(c, preset=args.preset, device=device) for c in members]
+    result = evaluate_with_options(models, eval_set, options)
     for warning in eval_set.warnings:
         print("note:", warning)
     shown = "official test path" if options.official else f"test-time options {options}"
-    print(f"{result.n_videos} videos, checkpoint {args.checkpoint}, preset {args.preset}, {shown}")
+    print(f"{result.n_videos} videos, checkpoint {' + '.join(members)}, preset {args.preset}, {shown}")
     print(format_table(result))
     return result.as_dict()
 
@@ -111,18 +141,19 @@ def reproduce_anomalyclip(args: argparse.Namespace) -> dict:
 
     if not test_time_options(args).official:
         raise OptionError("--resample / --smooth are VadCLIP test-time options")
+    checkpoint = single_checkpoint(args.checkpoint)
     if len(args.annotations) != 1:
         raise OptionError("give one --annotations file (Temporal_Anomaly_Annotation_for_Testing_Videos.txt)")
-    loaded = load_model(args.checkpoint, preset=args.preset, device=resolve_device(args.device),
+    loaded = load_model(checkpoint, preset=args.preset, device=resolve_device(args.device),
                         centroid=args.centroid)
     if not isinstance(loaded.detector, AnomalyCLIPDetector):
-        raise OptionError(f"{args.checkpoint}: a {loaded.kind} checkpoint, not an AnomalyCLIP one")
+        raise OptionError(f"{checkpoint}: a {loaded.kind} checkpoint, not an AnomalyCLIP one")
     model = loaded.detector.model
     metrics, n_videos, n_frames = evaluate_anomalyclip(model, args.test_list, args.annotations[0],
                                                        args.features_root)
     result = {"n_videos": n_videos, "n_frames": n_frames, "class_names": list(model.config.class_names),
               "random_weights": model.clip_info.random_weights, **metrics}
-    print(f"{n_videos} videos, {n_frames} frames, checkpoint {args.checkpoint}, preset {args.preset}")
+    print(f"{n_videos} videos, {n_frames} frames, checkpoint {checkpoint}, preset {args.preset}")
     print(format_anomalyclip_table(result))
     return result
 
@@ -133,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_comparison(ours, paper))
     if args.json:
-        record = {"method": args.method, "preset": args.preset, "checkpoint": str(args.checkpoint), "ours": ours,
+        checkpoint = args.checkpoint[0] if len(args.checkpoint) == 1 else list(args.checkpoint)
+        record = {"method": args.method, "preset": args.preset, "checkpoint": checkpoint, "ours": ours,
                   "paper": {k: {"label": v.label, "value": v.value, "source": v.source} for k, v in paper.items()}}
         with atomic_write(args.json) as tmp:
             Path(tmp).write_text(json.dumps(_finite(record), indent=2, allow_nan=False))
