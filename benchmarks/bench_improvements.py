@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vadclip.checkpoint import build_model, load_checkpoint, save_checkpoint  # noqa: E402
 from vadclip.config import get_preset  # noqa: E402
+from vadclip.errors import UserError  # noqa: E402
 from vadclip.eval_scores import metrics_of_scores  # noqa: E402
 from vadclip.evaluate import load_eval_set  # noqa: E402
 from vadclip.improvements import TestTimeOptions, eval_scores_with_options  # noqa: E402
@@ -239,7 +240,7 @@ def main() -> None:
         for preset in a.presets:
             try:
                 runs = run_preset(preset, a, Path(tmp), on_round=lambda runs, preset=preset: save(preset, runs))
-            except ValueError as err:      # bad options for this data (e.g. a batch larger than the set)
+            except UserError as err:       # bad options for this data (e.g. a batch larger than the set)
                 sys.exit(f"error: {preset}: {err}")
             save(preset, runs)
             select = get_preset(preset).train.select_metric

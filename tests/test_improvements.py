@@ -143,6 +143,21 @@ def test_moving_average_by_hand_with_cut_ends():
     np.testing.assert_allclose(out5, [5 / 3, 5 / 4, 1.0, 0, 0, 0])
 
 
+@pytest.mark.parametrize("n", [1, 2, 4, 9, 10, 30])
+@pytest.mark.parametrize("width,kind", [(5, "mean"), (17, "gaussian"), (9, "mean")])
+def test_smoothing_against_a_plain_loop_even_when_the_video_is_shorter_than_the_window(n, width, kind):
+    x = rng.random((n, 3))
+    kernel, half = smoothing_kernel(width, kind), width // 2
+    expected = np.empty_like(x)
+    for i in range(n):                          # the window's rows inside the video, renormalised
+        rows = [j for j in range(i - half, i + half + 1) if 0 <= j < n]
+        w = np.array([kernel[j - i + half] for j in rows])
+        expected[i] = (w[:, None] * x[rows]).sum(axis=0) / w.sum()
+    out = smooth_scores(x, width, kind)
+    assert out.shape == x.shape
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
 def test_smoothing_keeps_constants_and_probability_rows():
     np.testing.assert_allclose(smooth_scores(np.full(20, 0.3), 7, "gaussian"), 0.3, rtol=1e-12)
     s = smooth_feature_scores(fake_scores(), 5, "gaussian")

@@ -179,9 +179,11 @@ def smooth_scores(values: np.ndarray, width: int, kind: str = "mean") -> np.ndar
     values = np.asarray(values)
     if width == 1:
         return values.copy()
-    flat = values.reshape(len(values), -1).astype(np.float64)
-    num = np.stack([np.convolve(col, kernel, mode="same") for col in flat.T], axis=1)
-    den = np.convolve(np.ones(len(values)), kernel, mode="same")[:, None]
+    n, half = len(values), width // 2
+    flat = values.reshape(n, -1).astype(np.float64)
+    # the "full" convolution's rows half .. half + n - 1 are the centred windows, for any n (even n < width)
+    num = np.stack([np.convolve(col, kernel, mode="full")[half:half + n] for col in flat.T], axis=1)
+    den = np.convolve(np.ones(n), kernel, mode="full")[half:half + n, None]
     return (num / den).reshape(values.shape).astype(values.dtype)
 
 
