@@ -2,6 +2,8 @@
 
     python benchmarks/bench_improvements.py [--presets xd ucf] [--data-seeds 0,1,2] [--train-seeds 0,1,2]
         [--epochs 10] [--max-videos 600] [--batch-size B] [--lr LR] [--device cpu] [--json FILE]
+        [--keep-models DIR | --from-models DIR]
+    python benchmarks/bench_improvements.py --table FILE.json
 
 For every preset, data seed (a fresh `../shared/tools/synth_vad.py` benchmark) and training seed,
 one starting model (seeded by the training seed) is trained twice with the same budget through
@@ -12,16 +14,22 @@ best checkpoint by the preset's metric on the test set, as the official code doe
 - **padding-aware attention**: the same start with `ModelConfig.padding_aware_attention`.
 
 The trained models are then scored with the test-time options of `vadclip.improvements`
-(test-time resampling, smoothing, and an ensemble of the training seeds' official models per
-data seed) and the official metrics computed by one code path (`eval_scores.metrics_of_scores`).
-The table gives mean ± sample std over runs of each metric (percent) and the paired difference to
-the official recipe of the preset's selection metric (xd: A-branch AP; ucf: C-branch AUC).
+(test-time resampling, smoothing; each model scored once per test path, `Scores`) and as checkpoint
+ensembles of a data seed's training seeds (every pair, and all; an ensemble of k costs k trainings,
+which its name says), and the official metrics computed by one code path
+(`eval_scores.metrics_of_scores`). The table gives mean ± sample std over runs of each metric
+(percent) and the paired difference to the official recipe of the preset's selection metric (xd:
+A-branch AP; ucf: C-branch AUC); an ensemble is paired with the mean of its members' official runs.
 The text tower is the fixture checkpoint's small random CLIP (no download); the numbers compare
 the options with each other, not with the papers.
 
-The full measurement (the default: 3 x 3 seeds, 600 / 160 videos, 10 epochs) trains 2 x 9 models
-per preset (each about 20 min on one CPU thread); `--epochs 1 --max-videos 48 --batch-size 8
---data-seeds 0 --train-seeds 0,1` proves the pipeline in a few minutes.
+The JSON is written after each training seed (the outer loop, so a run stopped early holds every
+data seed). `--keep-models DIR` keeps every trained arm's best checkpoint; `--from-models DIR`
+re-scores them without training (new test-time variants cost minutes, not hours).
+A model at the preset's full schedule (10 epochs, 600 videos) takes 12-16 min on one CPU thread,
+so the default 2 x 3 x 3 models per preset are about 8 CPU-hours for both presets; `--epochs 3`
+(the epochs at the full learning rate of both recipes) is what BENCHMARKS.md reports. `--epochs 1
+--max-videos 16 --batch-size 8 --data-seeds 0 --train-seeds 0,1` proves the pipeline in a minute.
 """
 from __future__ import annotations
 
@@ -30,6 +38,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,9 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vadclip.checkpoint import build_model, load_checkpoint, save_checkpoint  # noqa: E402
 from vadclip.config import get_preset  # noqa: E402
 from vadclip.errors import UserError  # noqa: E402
-from vadclip.eval_scores import metrics_of_scores  # noqa: E402
+from vadclip.eval_scores import EvalScores, metrics_of_scores  # noqa: E402
 from vadclip.evaluate import load_eval_set  # noqa: E402
-from vadclip.improvements import TestTimeOptions, eval_scores_with_options  # noqa: E402
+from vadclip.improvements import TestTimeOptions, combine_eval_scores, eval_scores_one_model  # noqa: E402
 from vadclip.seeds import parse_seeds, summarise_runs  # noqa: E402
 from vadclip.train import TrainConfig, train  # noqa: E402
 
@@ -72,10 +81,9 @@ def make_synth(preset: str, out: Path, seed: int, n_train: int, n_test: int) -> 
                 annotations=[str(out / "Temporal_Anomaly_Annotation.txt")])
 
 
-def test_time_arms(smooth_widths: list[int]) -> dict[str, TestTimeOptions]:
-    """The test-time variants scored on the official-recipe model (and the combination)."""
-    arms = {"resample (bins, long videos)": TestTimeOptions(resample="bins"),
-            "resample (linear, all videos)": TestTimeOptions(resample="linear", resample_short=True)}
+def smooth_options(smooth_widths: list[int]) -> dict[str, TestTimeOptions]:
+    """The smoothing variants: each width as a moving average and as a Gaussian of width 2w - 1."""
+    arms = {}
     for w in smooth_widths:
         arms[f"smooth (mean, width {w})"] = TestTimeOptions(smooth_width=w)
         arms[f"smooth (gaussian, width {2 * w - 1})"] = TestTimeOptions(smooth_width=2 * w - 1, smooth_kind="gaussian")
@@ -85,18 +93,38 @@ def test_time_arms(smooth_widths: list[int]) -> dict[str, TestTimeOptions]:
 def train_pair(preset: str, data: dict, seed: int, work: Path, a: argparse.Namespace) -> dict:
     """Train the official recipe and the padding-aware variant from one seeded start; their best models."""
     models = {}
-    for arm, overrides in ((OFFICIAL, {}), (PADDING, {"padding_aware_attention": True})):
+    for i, (arm, overrides) in enumerate(((OFFICIAL, {}), (PADDING, {"padding_aware_attention": True}))):
         torch.manual_seed(seed)
         start = build_model(preset, clip=str(FIXTURE_CLIP), **overrides)
-        init = save_checkpoint(start, work / f"init_{seed}_{len(models)}.safetensors")
-        config = TrainConfig(preset=preset, out_dir=str(work / f"run_{seed}_{len(models)}"), init=str(init),
+        init = save_checkpoint(start, work / f"init_{seed}_{i}.safetensors")
+        config = TrainConfig(preset=preset, out_dir=str(work / f"run_{seed}_{i}"), init=str(init),
                              epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=seed, device=a.device,
                              num_workers=0, **data)
         with contextlib.redirect_stdout(io.StringIO()):
             result = train(config)
-        models[arm] = load_checkpoint(result.best_path, device=a.device)
-        models[arm].best_metrics = result.best_metrics      # what training measured, for a cross-check
         init.unlink()
+        if a.keep_models:
+            kept = kept_model_path(a.keep_models, preset, work.name.split("_")[-1], seed, i)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(result.best_path, kept)
+        models[arm] = load_checkpoint(result.best_path, device=a.device)
+    return models
+
+
+def kept_model_path(folder: str | Path, preset: str, data_seed, train_seed: int, arm_index: int) -> Path:
+    """Where --keep-models puts (and --from-models finds) a trained arm's best checkpoint."""
+    return Path(folder) / f"{preset}_{data_seed}" / f"run_{train_seed}_{arm_index}.safetensors"
+
+
+def kept_pair(preset: str, data_seed: int, seed: int, a: argparse.Namespace) -> dict:
+    """The two trained arms of (data seed, training seed) from a --keep-models folder."""
+    models = {}
+    for i, arm in enumerate((OFFICIAL, PADDING)):
+        path = kept_model_path(a.from_models, preset, data_seed, seed, i)
+        if not path.is_file():
+            raise UserError(f"{path}: not found; --from-models needs the folder a --keep-models run wrote "
+                            "(with the same seeds)")
+        models[arm] = load_checkpoint(path, device=a.device)
     return models
 
 
@@ -106,6 +134,64 @@ def percent(metric: str, value) -> float | None:
     return float(value) if metric.startswith("map") else 100.0 * float(value)
 
 
+class Scores:
+    """One (data seed, training seed)'s per-video scores, each model scored once per test path."""
+
+    def __init__(self, models: dict, eval_set) -> None:
+        self.models, self.eval_set, self.cache = models, eval_set, {}
+
+    def __call__(self, arm: str, resample: str | None = None) -> EvalScores:
+        key = (arm, resample)
+        if key not in self.cache:
+            options = TestTimeOptions() if resample is None else (
+                TestTimeOptions(resample="bins") if resample == "bins" else
+                TestTimeOptions(resample="linear", resample_short=True))
+            self.cache[key] = eval_scores_one_model(self.models[arm], self.eval_set, options)
+        return self.cache[key]
+
+
+def test_time_rows(scores: Scores, smooth_widths: list[int]) -> dict[str, EvalScores]:
+    """Every variant's scores for one (data seed, training seed): the two trained arms and the test-time
+    options on the official model (and the padding-aware model with resampling and smoothing)."""
+    w = TestTimeOptions(smooth_width=smooth_widths[0])
+    rows = {OFFICIAL: scores(OFFICIAL), PADDING: scores(PADDING),
+            "resample (bins, long videos)": scores(OFFICIAL, "bins"),
+            "resample (linear, all videos)": scores(OFFICIAL, "linear")}
+    rows.update({name: combine_eval_scores([scores(OFFICIAL)], options)
+                 for name, options in smooth_options(smooth_widths).items()})
+    rows[f"resample (bins) + smooth (mean, {smooth_widths[0]})"] = combine_eval_scores([scores(OFFICIAL, "bins")], w)
+    rows[f"{PADDING} + resample (bins) + smooth (mean, {smooth_widths[0]})"] = \
+        combine_eval_scores([scores(PADDING, "bins")], w)
+    return rows
+
+
+def ensemble_rows(data_seed: int, per_seed: dict[int, Scores], smooth_widths: list[int]) -> dict[str, dict[str, EvalScores]]:
+    """Checkpoint ensembles over one data seed's training seeds: {variant: {seed label: scores}}.
+
+    Labels: ``"d/0+1"`` for the ensemble of training seeds 0 and 1 of data seed d (every pair), and
+    ``"d/all"`` for all of them; each costs that many trainings (the budget is in the variant's name).
+    """
+    seeds = sorted(per_seed)
+    w = TestTimeOptions(smooth_width=smooth_widths[0])
+    rows: dict[str, dict[str, EvalScores]] = {}
+    if len(seeds) < 2:
+        return rows
+    for k in sorted({2, len(seeds)}):
+        groups = [seeds] if k == len(seeds) else [[s, t] for i, s in enumerate(seeds) for t in seeds[i + 1:]]
+        for group in groups:
+            label = f"{data_seed}/" + ("all" if k == len(seeds) else "+".join(map(str, group)))
+            members = [per_seed[s] for s in group]
+            variants = {f"ensemble of {k} training seeds (x{k} training budget)":
+                        combine_eval_scores([m(OFFICIAL) for m in members])}
+            if k == len(seeds):
+                variants[f"ensemble of {k}, {PADDING} (x{k})"] = combine_eval_scores([m(PADDING) for m in members])
+                variants[f"ensemble of {k} + resample (bins) + smooth (mean, {smooth_widths[0]}) (x{k})"] = \
+                    combine_eval_scores([m(OFFICIAL, "bins") for m in members], w)
+            for name, value in variants.items():
+                rows.setdefault(name, {})[label] = value
+    return rows
+
+
 def run_preset(preset: str, a: argparse.Namespace, tmp: Path,
                on_round: Callable[[dict[str, list[dict]]], None] = lambda runs: None) -> dict[str, list[dict]]:
     """Every arm's runs: [{"seed": "data seed/train seed", "metrics": {metric: percent}}].
@@ -113,59 +199,57 @@ def run_preset(preset: str, a: argparse.Namespace, tmp: Path,
     The training seed is the outer loop, so a run stopped early still holds every data seed;
     `on_round(runs)` is called after each training seed (e.g. to save what is done).
     """
-    arms = test_time_arms(a.smooth_widths)
-    combined = f"{PADDING} + resample (bins) + smooth (mean, {a.smooth_widths[0]})"
     select = get_preset(preset).train.select_metric
     runs: dict[str, list[dict]] = {}
     n_train, n_test = min(600, a.max_videos), min(160, a.max_videos)
 
-    def record(arm: str, seed, result) -> None:
-        metrics = {m: percent(m, v) for m, v in result.as_dict().items() if m in METRICS}
-        runs.setdefault(arm, []).append({"seed": seed, "metrics": metrics})
+    def record(arm: str, seed: str, eval_set, scores: EvalScores) -> None:
+        result = metrics_of_scores(eval_set, scores).as_dict()
+        runs.setdefault(arm, []).append({"seed": seed, "metrics": {m: percent(m, result[m]) for m in METRICS}})
 
     benchmarks = {}
     for data_seed in a.data_seeds:
         data = make_synth(preset, tmp / f"{preset}_{data_seed}" / "synth", data_seed, n_train, n_test)
         benchmarks[data_seed] = data, load_eval_set(data["test_list"], data["annotations"], preset=preset)
-    official_models: dict[int, list] = {d: [] for d in a.data_seeds}
+    per_seed: dict[int, dict[int, Scores]] = {d: {} for d in a.data_seeds}
     for train_seed in a.train_seeds:
         t = time.perf_counter()
         for data_seed, (data, eval_set) in benchmarks.items():
-            models = train_pair(preset, data, train_seed, tmp / f"{preset}_{data_seed}", a)
+            models = (kept_pair(preset, data_seed, train_seed, a) if a.from_models else
+                      train_pair(preset, data, train_seed, tmp / f"{preset}_{data_seed}", a))
+            scores = per_seed[data_seed][train_seed] = Scores(models, eval_set)
             seed = f"{data_seed}/{train_seed}"
-            for arm in (OFFICIAL, PADDING):
-                result = metrics_of_scores(eval_set, eval_scores_with_options([models[arm]], eval_set))
-                if not np.isclose(result.as_dict()[select], models[arm].best_metrics[select], atol=1e-6):
-                    print(f"  WARNING: {arm} {seed}: {select} {result.as_dict()[select]} here, "
-                          f"{models[arm].best_metrics[select]} during training", flush=True)
-                record(arm, seed, result)
-            for arm, options in arms.items():
-                record(arm, seed, metrics_of_scores(eval_set, eval_scores_with_options([models[OFFICIAL]], eval_set, options)))
-            options = TestTimeOptions(resample="bins", smooth_width=a.smooth_widths[0])
-            record(f"resample (bins) + smooth (mean, {a.smooth_widths[0]})", seed,
-                   metrics_of_scores(eval_set, eval_scores_with_options([models[OFFICIAL]], eval_set, options)))
-            record(combined, seed, metrics_of_scores(eval_set, eval_scores_with_options([models[PADDING]], eval_set, options)))
-            official_models[data_seed].append(models[OFFICIAL])
+            for arm, arm_scores in test_time_rows(scores, a.smooth_widths).items():
+                record(arm, seed, eval_set, arm_scores)
+            for arm in (OFFICIAL, PADDING):      # re-scoring the best model gives what training measured
+                trained = models[arm].checkpoint_metadata["metrics"][select]
+                here = runs[arm][-1]["metrics"][select] / 100
+                if not np.isclose(here, trained, atol=1e-6):
+                    print(f"  WARNING: {arm} {seed}: {select} {here} here, {trained} during training", flush=True)
+            scores.models = {}                   # keep the scores, not the models
         print(f"  {preset} training seed {train_seed}: {len(benchmarks)} data seed(s) x 2 trained arms "
               f"in {time.perf_counter() - t:.0f} s", flush=True)
         on_round(runs)
-    for data_seed, members in official_models.items():
-        if len(members) > 1:
-            arm = f"ensemble of the {len(members)} training seeds (x{len(members)} training budget)"
-            eval_set = benchmarks[data_seed][1]
-            record(arm, f"{data_seed}/all", metrics_of_scores(eval_set, eval_scores_with_options(members, eval_set)))
+    for data_seed, seeds in per_seed.items():
+        for arm, by_label in ensemble_rows(data_seed, seeds, a.smooth_widths).items():
+            for label, scores in by_label.items():
+                record(arm, label, benchmarks[data_seed][1], scores)
     return runs
 
 
 def paired_delta(runs: list[dict], official: list[dict], metric: str) -> tuple[float | None, float | None, int]:
-    """Mean and sample std of (arm - official) over the runs both have (an ensemble: its data seed's runs' mean)."""
-    base: dict[str, list[float]] = {}
-    for r in official:
-        if r["metrics"].get(metric) is not None:
-            base.setdefault(r["seed"], []).append(r["metrics"][metric])
-            base.setdefault(r["seed"].split("/")[0] + "/all", []).append(r["metrics"][metric])
-    diffs = [r["metrics"][metric] - float(np.mean(base[r["seed"]])) for r in runs
-             if r["metrics"].get(metric) is not None and r["seed"] in base]
+    """Mean and sample std of (arm - official) over the runs both have; an ensemble ("d/0+1", "d/all")
+    is compared with the mean of its members' official runs (all of data seed d's for "all")."""
+    base = {r["seed"]: r["metrics"][metric] for r in official if r["metrics"].get(metric) is not None}
+    diffs = []
+    for r in runs:
+        value = r["metrics"].get(metric)
+        data_seed, train = r["seed"].split("/")
+        members = ([k for k in base if k.split("/")[0] == data_seed] if train == "all" else
+                   [f"{data_seed}/{t}" for t in train.split("+")])
+        if value is None or not members or any(m not in base for m in members):
+            continue
+        diffs.append(value - float(np.mean([base[m] for m in members])))
     if not diffs:
         return None, None, 0
     return float(np.mean(diffs)), (float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None), len(diffs)
@@ -212,6 +296,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", help="also write every run's metrics to this file (after each training seed)")
+    ap.add_argument("--keep-models", metavar="DIR", help="also copy every trained arm's best checkpoint here")
+    ap.add_argument("--from-models", metavar="DIR",
+                    help="train nothing: score the checkpoints a --keep-models run left in DIR (same seeds, sizes)")
     ap.add_argument("--table", metavar="JSON", help="only print the tables of a --json file (e.g. of a run in progress)")
     a = ap.parse_args()
     if a.table:

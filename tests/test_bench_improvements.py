@@ -24,9 +24,11 @@ def test_paired_delta_by_hand():
     mean, std, n = bench.paired_delta(arm, official, "ap_a")
     assert n == 3 and mean == pytest.approx(np.mean([1.0, 3.0, 0.5]))
     assert std == pytest.approx(np.std([1.0, 3.0, 0.5], ddof=1))
-    # an ensemble of a data seed is compared with the mean of that data seed's official runs
+    # an ensemble is compared with the mean of its members' official runs (all of the data seed's for "all")
     mean, std, n = bench.paired_delta([_run("0/all", ap_a=40.0)], official, "ap_a")
     assert (mean, std, n) == (pytest.approx(40.0 - 32.0), None, 1)
+    mean, std, n = bench.paired_delta([_run("0/0+1", ap_a=35.0), _run("1/0+1", ap_a=30.0)], official, "ap_a")
+    assert (mean, n) == (pytest.approx(3.0), 1)          # 1/0+1 lacks the official run 1/1
     assert bench.paired_delta([_run("2/0", ap_a=1.0)], official, "ap_a") == (None, None, 0)
 
 
@@ -45,19 +47,24 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch, capsys):
     if not OFFICIAL.is_dir():
         pytest.skip(f"{OFFICIAL} not found (../shared is absent)")
     out = tmp_path / "xd.json"
-    monkeypatch.setattr(sys, "argv", ["bench_improvements.py", "--presets", "xd", "--data-seeds", "0",
-                                      "--train-seeds", "0,1", "--epochs", "1", "--max-videos", "16",
-                                      "--batch-size", "8", "--threads", "2", "--json", str(out)])
+    args = ["bench_improvements.py", "--presets", "xd", "--data-seeds", "0", "--train-seeds", "0,1",
+            "--epochs", "1", "--max-videos", "16", "--batch-size", "8", "--threads", "2"]
+    monkeypatch.setattr(sys, "argv", [*args, "--json", str(out), "--keep-models", str(tmp_path / "models")])
     bench.main()
     printed = capsys.readouterr().out
     assert "WARNING" not in printed                        # re-scoring the best model gives training's number
     runs = json.loads(out.read_text())["runs"]["xd"]
     assert [r["seed"] for r in runs[bench.OFFICIAL]] == ["0/0", "0/1"]
     assert len(runs[bench.PADDING]) == 2
-    ensemble = [arm for arm in runs if arm.startswith("ensemble of the 2 training seeds")]
-    assert len(ensemble) == 1 and runs[ensemble[0]][0]["seed"] == "0/all"
+    ensembles = [arm for arm in runs if arm.startswith("ensemble of 2")]
+    assert len(ensembles) == 3 and all([r["seed"] for r in runs[arm]] == ["0/all"] for arm in ensembles)
     assert all(0.0 <= v <= 100.0 for arm in runs.values() for r in arm for v in r["metrics"].values()
                if v is not None)
+    # the kept checkpoints, re-scored without training, give every variant's numbers again
+    monkeypatch.setattr(sys, "argv", [*args, "--json", str(tmp_path / "again.json"),
+                                      "--from-models", str(tmp_path / "models")])
+    bench.main()
+    assert json.loads((tmp_path / "again.json").read_text())["runs"]["xd"] == runs
     monkeypatch.setattr(sys, "argv", ["bench_improvements.py", "--table", str(out)])
     bench.main()
     assert "selection metric ap_a" in capsys.readouterr().out

@@ -262,15 +262,22 @@ def score_eval_set_resampled(model: VadCLIP, eval_set: EvalSet, method: str = "b
     return EvalScores(coarse_c, coarse_a, fine, base.random_weights)
 
 
-def eval_scores_with_options(models: Sequence[VadCLIP], eval_set: EvalSet,
-                             options: TestTimeOptions = TestTimeOptions()) -> EvalScores:
-    """Per-video scores of a test set with the options (see `score_with_options`)."""
-    if not models:
+def eval_scores_one_model(model: VadCLIP, eval_set: EvalSet, options: TestTimeOptions = TestTimeOptions()) -> EvalScores:
+    """One model's per-video scores of a test set, official or resampled as `options` say (no smoothing)."""
+    if options.resample is None:
+        return score_eval_set_official(model, eval_set)
+    return score_eval_set_resampled(model, eval_set, options.resample, options.resample_short)
+
+
+def combine_eval_scores(per_model: Sequence[EvalScores], options: TestTimeOptions = TestTimeOptions()) -> EvalScores:
+    """Several models' per-video scores of one test set -> their ensemble, smoothed as `options` say.
+
+    Resampling is not applied here: `per_model` already holds it (`eval_scores_one_model`).
+    """
+    if not per_model:
         raise ValueError("no model given")
-    per_model = [score_eval_set_official(m, eval_set) if options.resample is None else
-                 score_eval_set_resampled(m, eval_set, options.resample, options.resample_short) for m in models]
     videos = []
-    for v in range(len(eval_set.features)):
+    for v in range(len(per_model[0].fine)):
         members = [FeatureScores(s.coarse_c[v], s.coarse_a[v], s.fine[v], [], s.random_weights) for s in per_model]
         scores = members[0] if len(members) == 1 else ensemble_scores(members)
         if options.smooth_width > 1:
@@ -278,6 +285,14 @@ def eval_scores_with_options(models: Sequence[VadCLIP], eval_set: EvalSet,
         videos.append(scores)
     return EvalScores([s.coarse_c for s in videos], [s.coarse_a for s in videos], [s.fine for s in videos],
                       any(s.random_weights for s in per_model))
+
+
+def eval_scores_with_options(models: Sequence[VadCLIP], eval_set: EvalSet,
+                             options: TestTimeOptions = TestTimeOptions()) -> EvalScores:
+    """Per-video scores of a test set with the options (see `score_with_options`)."""
+    if not models:
+        raise ValueError("no model given")
+    return combine_eval_scores([eval_scores_one_model(m, eval_set, options) for m in models], options)
 
 
 def evaluate_with_options(models: Sequence[VadCLIP], eval_set: EvalSet,
