@@ -19,6 +19,7 @@ from vadclip.anomalyclip.checkpoint import read_checkpoint_header as read_anomal
 from vadclip.checkpoint import read_checkpoint_header, resolve_checkpoint_path
 from vadclip.factory import PRESET_CHOICES, ZERO_SHOT, LoadedModel, checkpoint_kind, load_model
 from vadclip.safe_load import CheckpointError
+from vadclip.seeds import SUMMARY_FILE, seed_checkpoints
 
 __all__ = ["PRESET_CHOICES", "ZERO_SHOT", "ModelChoice", "ModelRegistry", "checkpoint_kind",
            "centroid_file", "describe_checkpoint", "needs_centroid", "scan_models"]
@@ -41,6 +42,12 @@ def describe_checkpoint(path: Path) -> str:
     kind = checkpoint_kind(path)
     if kind == ANOMALYCLIP_OFFICIAL:
         return f"{path.name} (AnomalyCLIP, official format{'' if centroid_file(path) else ', needs its centroid'})"
+    if kind == "seeds":
+        try:
+            runs = seed_checkpoints(path) or []
+        except ValueError:
+            return f"{path.name} (unreadable {SUMMARY_FILE})"
+        return f"{path.name} (VadCLIP ensemble of {len(runs)} seed{'s' if len(runs) != 1 else ''})"
     if kind not in ("ours", "anomalyclip"):
         return f"{path.name} ({kind} format)"
     read = read_checkpoint_header if kind == "ours" else read_anomalyclip_header
@@ -78,12 +85,13 @@ def needs_centroid(key: str) -> bool:
 
 
 def scan_models(models_dir: Path, extra: list[str] | tuple[str, ...] = ()) -> list[ModelChoice]:
-    """Checkpoints directly in `models_dir` (files and run folders), the per-seed runs inside a
-    `--seeds` run folder (`seed_<s>/`), and `extra` uploads, then CLIP zero-shot."""
+    """Checkpoints directly in `models_dir` (files and run folders), a `--seeds` run folder (the
+    ensemble of its runs) and the per-seed runs inside it (`seed_<s>/`), and `extra` uploads, then
+    CLIP zero-shot."""
     found: list[Path] = []
     if models_dir.is_dir():
         entries = [p for p in models_dir.iterdir() if not p.name.startswith(".")]
-        entries += [s for p in entries if p.is_dir() and not checkpoint_kind(p)
+        entries += [s for p in entries if p.is_dir() and checkpoint_kind(p) in (None, "seeds")
                     for s in p.glob("seed_*") if s.is_dir()]
         found = sorted(p for p in entries if not _is_centroid(p) and checkpoint_kind(p))
     found += [Path(p) for p in extra if Path(p).exists() and Path(p).resolve() not in

@@ -236,3 +236,92 @@ def test_no_library_module_imports_argparse():
     assert offenders == []
     for name in ("score", "extract", "train", "evaluate"):
         assert callable(importlib.import_module(f"vadclip.cli.{name}").run)
+
+
+def _seeds_folder(root: Path, models) -> Path:
+    """A `vadclip train --seeds` output folder holding `models` as seeds 0, 1, ..."""
+    import json
+
+    from vadclip.checkpoint import save_checkpoint
+    from vadclip.seeds import SUMMARY_FILE
+
+    for seed, model in enumerate(models):
+        save_checkpoint(model, root / f"seed_{seed}" / "best.safetensors")
+    (root / SUMMARY_FILE).write_text(json.dumps({"runs": [{"seed": s} for s in range(len(models))]}))
+    return root
+
+
+def _perturbed(model, scale: float = 0.05):
+    import copy
+
+    import torch
+
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.adapter_parameters():
+            p.add_(scale * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    return other
+
+
+def test_seeds_folder_loads_as_an_ensemble_of_its_runs(official_model, parity, tmp_path):
+    from vadclip.detectors import VadCLIPEnsemble
+    from vadclip.improvements import ensemble_scores
+    from vadclip.inference import score_features
+
+    other = _perturbed(official_model)
+    folder = _seeds_folder(tmp_path / "runs", [official_model, other])
+    assert factory.checkpoint_kind(folder) == "seeds"
+    loaded = load_model(folder)
+    assert isinstance(loaded.detector, VadCLIPEnsemble) and isinstance(loaded.detector, Detector)
+    assert loaded.kind == "seeds" and loaded.preset == "xd" and len(loaded.metadata["members"]) == 2
+    assert "ensemble of 2" in loaded.detector.description
+    members = loaded.detector.members
+    assert members[1].model.clipmodel is members[0].model.clipmodel          # one copy of the CLIP
+    features = parity["video_features"].astype(np.float32)
+    names = loaded.detector.vocabulary(None)
+    got = loaded.detector.score(features, names)
+    expected = ensemble_scores([score_features(m, features, names) for m in (official_model, other)])
+    np.testing.assert_allclose(got.curves["c"], expected.coarse_c, atol=1e-6)
+    np.testing.assert_allclose(got.curves["a"], expected.coarse_a, atol=1e-6)
+    np.testing.assert_allclose(got.class_probs, expected.fine, atol=1e-6)
+    assert not np.allclose(got.curves["c"], score_features(official_model, features, names).coarse_c, atol=1e-4)
+
+
+def test_an_ensemble_of_one_is_the_member(official_model, parity, tmp_path):
+    folder = _seeds_folder(tmp_path / "one", [official_model])
+    features = parity["video_features"].astype(np.float32)
+    detector = load_model(folder).detector
+    single = VadCLIPDetector(official_model)
+    names = single.vocabulary(None)
+    np.testing.assert_array_equal(detector.score(features, names).class_probs, single.score(features, names).class_probs)
+
+
+def test_ensemble_members_must_share_the_clip_and_the_preset(official_model, tmp_path):
+    import copy
+
+    import torch
+
+    other = copy.deepcopy(official_model)
+    with torch.no_grad():
+        next(other.clipmodel.parameters()).add_(1.0)
+    with pytest.raises(CheckpointError, match="another CLIP"):
+        load_model(_seeds_folder(tmp_path / "clips", [official_model, other]))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "seeds_summary.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not a seeds summary"):
+        load_model(bad)
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    (missing / "seeds_summary.json").write_text('{"runs": [{"seed": 3}]}')
+    with pytest.raises(CheckpointError, match="seed_3 has no VadCLIP checkpoint"):
+        load_model(missing)
+
+
+def test_the_app_lists_a_seeds_folder_and_its_runs(official_model, tmp_path):
+    from app.models import scan_models
+
+    _seeds_folder(tmp_path / "models" / "runs-xd", [official_model, _perturbed(official_model)])
+    choices = {Path(c.key).name: c for c in scan_models(tmp_path / "models")}
+    assert {"runs-xd", "seed_0", "seed_1"} <= set(choices)
+    assert choices["runs-xd"].kind == "seeds" and "VadCLIP ensemble of 2 seeds" in choices["runs-xd"].label

@@ -6,8 +6,9 @@ a per-frame model), its vocabulary rule and the coarse anomaly curves it gives (
 first one being the default for cutting segments). Everything after `score` (segments, plots,
 exports, the review queue) works from `DetectorScores` alone, whatever the detector.
 
-Two detectors live here: `VadCLIPDetector` (a trained VadCLIP model, curves "c" and "a") and
-`ZeroShotDetector` (CLIP alone, one curve "a" = 1 - P(normal)). Another model family implements
+Three detectors live here: `VadCLIPDetector` (a trained VadCLIP model, curves "c" and "a"),
+`VadCLIPEnsemble` (several of them on one CLIP, their mean) and `ZeroShotDetector` (CLIP alone,
+one curve "a" = 1 - P(normal)). Another model family implements
 the same `Detector` protocol and registers its checkpoint kind with `vadclip.factory`.
 """
 from __future__ import annotations
@@ -16,13 +17,14 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import torch
 from torch import nn
 
 from .clip_backbone import ClipInfo
 from .config import get_preset
 from .constants import RANDOM_WEIGHTS_WARNING, SNIPPET_FRAMES
 from .errors import VocabularyError
-from .inference import score_features
+from .inference import FeatureScores, score_features
 from .model import VadCLIP
 from .prompt import validate_class_names
 from .text_cache import TextFeatureCache
@@ -131,6 +133,71 @@ class VadCLIPDetector(TrainedDetector):
         return DetectorScores(curves={"c": s.coarse_c, "a": s.coarse_a}, class_probs=s.fine,
                               class_names=s.class_names, frames_per_row=self.frames_per_row,
                               random_weights=s.random_weights)
+
+
+class VadCLIPEnsemble:
+    """Several VadCLIP models on one CLIP (e.g. the runs of `vadclip train --seeds`) as one detector:
+    the mean of the members' per-snippet probabilities (`improvements.ensemble_scores`, the
+    checkpoint ensembles of issue 16; DeSC 2026 ensembles streams). The members must share the CLIP
+    (their features are the same); they then hold one copy of it."""
+
+    kind = "vadclip-ensemble"
+    frames_per_row = SNIPPET_FRAMES
+    fixed_vocabulary = False
+    branches = ("c", "a")
+
+    def __init__(self, members: list[VadCLIPDetector]):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        first = members[0].model
+        reference = first.clipmodel.state_dict()
+        for i, member in enumerate(members[1:], start=2):
+            theirs = member.model.clipmodel.state_dict()
+            if theirs.keys() != reference.keys() or not all(torch.equal(theirs[k], reference[k]) for k in reference):
+                raise VocabularyError(f"ensemble member {i} has another CLIP than member 1; the members of an "
+                                      "ensemble must be trained on the same CLIP features")
+            if member.model.config.preset != first.config.preset:
+                raise VocabularyError(f"ensemble member {i} is a {member.model.config.preset!r} model, "
+                                      f"member 1 a {first.config.preset!r} one")
+            member.model.clipmodel = first.clipmodel          # one copy of the shared, frozen CLIP
+        self.members = members
+
+    @property
+    def clip_model(self) -> nn.Module:
+        return self.members[0].clip_model
+
+    @property
+    def clip_info(self) -> ClipInfo:
+        return self.members[0].clip_info
+
+    @property
+    def random_weights(self) -> bool:
+        return self.members[0].random_weights
+
+    @property
+    def description(self) -> str:
+        model = self.members[0].model
+        return f"VadCLIP ensemble of {len(self.members)} (preset {model.config.preset}, {model.clip_info.label})"
+
+    @property
+    def default_class_names(self) -> list[str]:
+        return self.members[0].default_class_names
+
+    def vocabulary(self, class_names: list[str] | None) -> list[str]:
+        names = self.members[0].vocabulary(class_names)
+        for member in self.members[1:]:
+            member.vocabulary(names)
+        return names
+
+    def score(self, features: np.ndarray, class_names: list[str]) -> DetectorScores:
+        from .improvements import ensemble_scores
+
+        members = [m.score(features, class_names) for m in self.members]
+        mean = ensemble_scores([FeatureScores(s.curves["c"], s.curves["a"], s.class_probs, s.class_names,
+                                              s.random_weights) for s in members])
+        return DetectorScores(curves={"c": mean.coarse_c, "a": mean.coarse_a}, class_probs=mean.fine,
+                              class_names=mean.class_names, frames_per_row=self.frames_per_row,
+                              random_weights=mean.random_weights)
 
 
 class ZeroShotDetector:

@@ -4,6 +4,8 @@
 - an official VadCLIP checkpoint (`.pth` / `.pt`; the preset is read from its tensor shapes
   when `preset="auto"`: a wrong preset fails on them, e.g. 2 temporal layers = ucf);
 - one of our `.safetensors` checkpoints, or a `vadclip train` run folder (its best checkpoint);
+- a `vadclip train --seeds` output folder (``seeds_summary.json`` and a run folder per seed): the
+  checkpoint ensemble of its runs (`VadCLIPEnsemble`);
 - ``hf://OWNER/REPO/FILE`` or ``hf://OWNER/REPO/FILE@REVISION``: a file of a Hugging Face
   repository, downloaded with `huggingface_hub` into its cache; offline (``HF_HUB_OFFLINE=1``)
   or when the Hub cannot be reached, the cached copy is used;
@@ -33,10 +35,11 @@ from .checkpoint import (CHECKPOINT_FILES, get_tokenizer, load_official_checkpoi
 from .clip_backbone import DEFAULT_CLIP, load_clip
 from .anomalyclip.config import PRESETS as ANOMALYCLIP_PRESETS
 from .config import PRESETS, get_preset
-from .detectors import Detector, VadCLIPDetector, ZeroShotDetector
-from .errors import OptionError
+from .detectors import Detector, VadCLIPDetector, VadCLIPEnsemble, ZeroShotDetector
+from .errors import OptionError, VocabularyError
 from .model import VadCLIP
 from .safe_load import CheckpointError
+from .seeds import SUMMARY_FILE, seed_checkpoints
 
 ZERO_SHOT = "zero-shot"
 HF_PREFIX = "hf://"
@@ -111,9 +114,42 @@ def _load_ours(path: Path, preset: str, device: str | torch.device) -> LoadedMod
                        metadata=header["metadata"])
 
 
+def _is_seeds_folder(path: Path) -> bool:
+    """A `--seeds` output folder of VadCLIP runs (an AnomalyCLIP one is not an ensemble we make)."""
+    if not (path.is_dir() and (path / SUMMARY_FILE).is_file()):
+        return False
+    try:
+        runs = seed_checkpoints(path)
+    except ValueError:
+        return True                      # loading it says what is wrong with the summary
+    return not runs or checkpoint_kind(runs[0]) in (None, "ours")
+
+
+def _load_seeds_folder(path: Path, preset: str, device: str | torch.device) -> LoadedModel:
+    try:
+        runs = seed_checkpoints(path)
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
+    if not runs:
+        raise CheckpointError(f"{path.name}: its {SUMMARY_FILE} lists no finished run")
+    members = []
+    for run in runs:
+        if not _is_ours(run):
+            raise CheckpointError(f"{path.name}: run folder {run.name} has no VadCLIP checkpoint "
+                                  f"({' or '.join(CHECKPOINT_FILES)}); ensembles are a VadCLIP option")
+        members.append(_load_ours(run, preset, device).detector)
+    try:
+        detector = VadCLIPEnsemble(members)
+    except VocabularyError as err:
+        raise CheckpointError(f"{path.name}: {err}") from None
+    return LoadedModel(detector, "seeds", preset=members[0].model.config.preset, path=path,
+                       metadata={"members": [str(r) for r in runs]})
+
+
 _KINDS: list[CheckpointKind] = [
     CheckpointKind("official", _is_official, _load_official),
     CheckpointKind("ours", _is_ours, _load_ours),
+    CheckpointKind("seeds", _is_seeds_folder, _load_seeds_folder),
 ]
 
 

@@ -291,10 +291,10 @@ class ReviewFineTune:
 def evaluate_checkpoint(path: str | Path, dataset: ReviewTrainingSet, device: str = "cpu") -> dict:
     """Frame-level metrics of the checkpoint at `path` on the held-out reviewed videos."""
     from .evaluate import evaluate, load_eval_set
-    from .factory import load_model
+    from .factory import load_vadclip_model
 
     eval_set = load_eval_set(dataset.test_list, [str(p) for p in dataset.annotations], preset=dataset.preset)
-    model = load_model(path, preset=dataset.preset, device=device).detector.model
+    model = load_vadclip_model(path, preset=dataset.preset, device=device)
     return evaluate(model, eval_set).as_dict()
 
 
