@@ -325,3 +325,18 @@ def test_the_app_lists_a_seeds_folder_and_its_runs(official_model, tmp_path):
     choices = {Path(c.key).name: c for c in scan_models(tmp_path / "models")}
     assert {"runs-xd", "seed_0", "seed_1"} <= set(choices)
     assert choices["runs-xd"].kind == "seeds" and "VadCLIP ensemble of 2 seeds" in choices["runs-xd"].label
+
+
+def test_vadclip_score_takes_a_seeds_folder(official_model, video, tmp_path, capsys):
+    import json
+
+    from vadclip.cli import main as cli_main
+
+    folder = _seeds_folder(tmp_path / "runs", [official_model, _perturbed(official_model)])
+    out = tmp_path / "scores.json"
+    assert cli_main(["score", str(video), "--checkpoint", str(folder), "--device", "cpu", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    expected = score_video(video, load_model(folder).detector, cache=None)
+    np.testing.assert_allclose(result["snippets"]["coarse_c"], expected.curves["c"], atol=1e-6)
+    np.testing.assert_allclose(result["snippets"]["fine"], expected.fine, atol=1e-6)
+    assert result["model"].startswith("VadCLIP ensemble of 2") and "ensemble of 2" in capsys.readouterr().out

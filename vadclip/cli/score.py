@@ -83,7 +83,7 @@ def register(subparsers) -> None:
     p.add_argument("video", help="video file (mp4, mkv, avi, mov, webm, ...)")
     p.add_argument("--checkpoint",
                    help="official VadCLIP .pth or AnomalyCLIP last.ckpt, our .safetensors, a run folder, "
-                        "or hf://OWNER/REPO/FILE[@REV]")
+                        "a `train --seeds` folder (the ensemble of its runs), or hf://OWNER/REPO/FILE[@REV]")
     p.add_argument("--preset", default="auto", choices=PRESET_CHOICES,
                    help="preset of an official checkpoint (auto: from its shapes; sht is AnomalyCLIP "
                         "only), and the default vocabulary of --zero-shot (auto: xd)")
