@@ -162,6 +162,8 @@ def test_time_rows(scores: Scores, smooth_widths: list[int]) -> dict[str, EvalSc
     rows[f"resample (bins) + smooth (mean, {smooth_widths[0]})"] = combine_eval_scores([scores(OFFICIAL, "bins")], w)
     rows[f"{PADDING} + resample (bins) + smooth (mean, {smooth_widths[0]})"] = \
         combine_eval_scores([scores(PADDING, "bins")], w)
+    rows[f"{PADDING} + resample (linear, all) + smooth (mean, {smooth_widths[-1]})"] = \
+        combine_eval_scores([scores(PADDING, "linear")], TestTimeOptions(smooth_width=smooth_widths[-1]))
     return rows
 
 
@@ -187,6 +189,9 @@ def ensemble_rows(data_seed: int, per_seed: dict[int, Scores], smooth_widths: li
                 variants[f"ensemble of {k}, {PADDING} (x{k})"] = combine_eval_scores([m(PADDING) for m in members])
                 variants[f"ensemble of {k} + resample (bins) + smooth (mean, {smooth_widths[0]}) (x{k})"] = \
                     combine_eval_scores([m(OFFICIAL, "bins") for m in members], w)
+                variants[f"ensemble of {k}, {PADDING} + resample (linear, all) + smooth (mean, "
+                         f"{smooth_widths[-1]}) (x{k})"] = combine_eval_scores(
+                    [m(PADDING, "linear") for m in members], TestTimeOptions(smooth_width=smooth_widths[-1]))
             for name, value in variants.items():
                 rows.setdefault(name, {})[label] = value
     return rows

@@ -57,7 +57,7 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch, capsys):
     assert [r["seed"] for r in runs[bench.OFFICIAL]] == ["0/0", "0/1"]
     assert len(runs[bench.PADDING]) == 2
     ensembles = [arm for arm in runs if arm.startswith("ensemble of 2")]
-    assert len(ensembles) == 3 and all([r["seed"] for r in runs[arm]] == ["0/all"] for arm in ensembles)
+    assert len(ensembles) == 4 and all([r["seed"] for r in runs[arm]] == ["0/all"] for arm in ensembles)
     assert all(0.0 <= v <= 100.0 for arm in runs.values() for r in arm for v in r["metrics"].values()
                if v is not None)
     # the kept checkpoints, re-scored without training, give every variant's numbers again
