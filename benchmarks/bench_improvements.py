@@ -140,13 +140,13 @@ class Scores:
     def __init__(self, models: dict, eval_set) -> None:
         self.models, self.eval_set, self.cache = models, eval_set, {}
 
+    PATHS = {None: TestTimeOptions(), "bins": TestTimeOptions(resample="bins"),        # bins: long videos only
+             "linear": TestTimeOptions(resample="linear", resample_short=True)}    # linear: every video
+
     def __call__(self, arm: str, resample: str | None = None) -> EvalScores:
         key = (arm, resample)
         if key not in self.cache:
-            options = TestTimeOptions() if resample is None else (
-                TestTimeOptions(resample="bins") if resample == "bins" else
-                TestTimeOptions(resample="linear", resample_short=True))
-            self.cache[key] = eval_scores_one_model(self.models[arm], self.eval_set, options)
+            self.cache[key] = eval_scores_one_model(self.models[arm], self.eval_set, self.PATHS[resample])
         return self.cache[key]
 
 

@@ -27,6 +27,7 @@ from .errors import VocabularyError
 from .inference import FeatureScores, score_features
 from .model import VadCLIP
 from .prompt import validate_class_names
+from .safe_load import CheckpointError
 from .text_cache import TextFeatureCache
 from .zeroshot import DEFAULT_PROMPT_TEMPLATE, ZeroShotScorer, zero_shot_prompts
 
@@ -154,10 +155,10 @@ class VadCLIPEnsemble:
         for i, member in enumerate(members[1:], start=2):
             theirs = member.model.clipmodel.state_dict()
             if theirs.keys() != reference.keys() or not all(torch.equal(theirs[k], reference[k]) for k in reference):
-                raise VocabularyError(f"ensemble member {i} has another CLIP than member 1; the members of an "
+                raise CheckpointError(f"ensemble member {i} has another CLIP than member 1; the members of an "
                                       "ensemble must be trained on the same CLIP features")
             if member.model.config.preset != first.config.preset:
-                raise VocabularyError(f"ensemble member {i} is a {member.model.config.preset!r} model, "
+                raise CheckpointError(f"ensemble member {i} is a {member.model.config.preset!r} model, "
                                       f"member 1 a {first.config.preset!r} one")
             member.model.clipmodel = first.clipmodel          # one copy of the shared, frozen CLIP
         self.members = members

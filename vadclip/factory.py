@@ -36,7 +36,7 @@ from .clip_backbone import DEFAULT_CLIP, load_clip
 from .anomalyclip.config import PRESETS as ANOMALYCLIP_PRESETS
 from .config import PRESETS, get_preset
 from .detectors import Detector, VadCLIPDetector, VadCLIPEnsemble, ZeroShotDetector
-from .errors import OptionError, VocabularyError
+from .errors import OptionError
 from .model import VadCLIP
 from .safe_load import CheckpointError
 from .seeds import SUMMARY_FILE, seed_checkpoints
@@ -140,7 +140,7 @@ def _load_seeds_folder(path: Path, preset: str, device: str | torch.device) -> L
         members.append(_load_ours(run, preset, device).detector)
     try:
         detector = VadCLIPEnsemble(members)
-    except VocabularyError as err:
+    except CheckpointError as err:
         raise CheckpointError(f"{path.name}: {err}") from None
     return LoadedModel(detector, "seeds", preset=members[0].model.config.preset, path=path,
                        metadata={"members": [str(r) for r in runs]})
@@ -248,6 +248,23 @@ def load_vadclip_model(path_or_ref: str | os.PathLike, preset: str = "auto",
     if not isinstance(loaded.detector, VadCLIPDetector):
         raise CheckpointError(f"{os.fspath(path_or_ref)}: a {loaded.kind} checkpoint, not a VadCLIP one")
     return loaded.detector.model
+
+
+def load_vadclip_members(paths_or_refs: list[str], preset: str = "auto",
+                         device: str | torch.device = "cpu") -> list[VadCLIP]:
+    """The bare VadCLIP models of one or several checkpoints, a `--seeds` folder counting as its runs
+    (to evaluate them as a checkpoint ensemble). Several members must share the CLIP and the preset
+    (`VadCLIPEnsemble`'s checks, CheckpointError otherwise)."""
+    members: list[VadCLIPDetector] = []
+    for ref in paths_or_refs:
+        loaded = load_model(ref, preset=preset, device=device)
+        if isinstance(loaded.detector, VadCLIPEnsemble):
+            members.extend(loaded.detector.members)
+        elif isinstance(loaded.detector, VadCLIPDetector):
+            members.append(loaded.detector)
+        else:
+            raise CheckpointError(f"{os.fspath(ref)}: a {loaded.kind} checkpoint, not a VadCLIP one")
+    return [m.model for m in VadCLIPEnsemble(members).members]
 
 
 # AnomalyCLIP's checkpoint kinds register themselves here, so `load_model` knows them without the

@@ -24,10 +24,10 @@ import numpy as np
 from ..constants import RANDOM_WEIGHTS_WARNING
 from ..errors import OptionError
 from ..evaluate import format_table, load_eval_set
-from ..factory import HF_PREFIX, PRESET_CHOICES, checkpoint_kind, hf_download, load_model, load_vadclip_model
+from ..factory import HF_PREFIX, PRESET_CHOICES, checkpoint_kind, hf_download, load_model
 from ..formats import DataError
 from ..improvements import evaluate_with_options
-from .reproduce import CHECKPOINT_HELP, add_test_time_flags, ensemble_members, single_checkpoint, test_time_options
+from .reproduce import CHECKPOINT_HELP, add_test_time_flags, load_members, single_checkpoint, test_time_options
 from ..utils import atomic_write, resolve_device
 
 METHODS = ("auto", "vadclip", "anomalyclip")
@@ -95,13 +95,11 @@ def run_vadclip(args: argparse.Namespace) -> dict:
         raise OptionError(f"VadCLIP evaluation needs the test list's preset (xd or ucf), got {preset!r}")
     eval_set = load_eval_set(args.test_list, args.annotations, preset=preset, features_root=args.features_root)
     options = test_time_options(args)
-    members = ensemble_members(args.checkpoint)
-    device = resolve_device(args.device)
-    models = [load_vadclip_model(c, preset=preset, device=device) for c in members]
+    models = load_members(args.checkpoint, preset, args.device)
     result = evaluate_with_options(models, eval_set, options)     # one model, default options: the official `evaluate`
     for w in eval_set.warnings:
         print("note:", w)
-    print(f"{result.n_videos} videos, checkpoint {' + '.join(members)}, preset {preset}")
+    print(f"{result.n_videos} videos, checkpoint {' + '.join(args.checkpoint)}, preset {preset}")
     print(format_table(result))
     return result.as_dict()
 

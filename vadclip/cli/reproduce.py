@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OptionError
-from ..formats import DataError
 from ..improvements import RESAMPLE_METHODS, SMOOTH_KINDS, TestTimeOptions
 from ..methods import METHODS
 from ..paper_numbers import format_comparison, paper_numbers
-from ..seeds import seed_checkpoints
 from ..utils import atomic_write, resolve_device
 
 
@@ -47,18 +45,15 @@ CHECKPOINT_HELP = ("; repeat it (or give a `--seeds` output folder) to average s
                    "(VadCLIP checkpoint ensemble, as DeSC 2026 ensembles streams; improvements.ensemble_scores)")
 
 
-def ensemble_members(checkpoints: list[str]) -> list[str]:
-    """The checkpoints of a repeatable ``--checkpoint``, a `--seeds` output folder expanded to its runs."""
-    members: list[str] = []
-    for checkpoint in checkpoints:
-        try:
-            runs = seed_checkpoints(checkpoint) if not checkpoint.startswith("hf://") else None
-        except ValueError as err:
-            raise OptionError(str(err)) from None
-        members.extend([checkpoint] if runs is None else [str(r) for r in runs])
-    if len(members) > 1:
-        print(f"checkpoint ensemble of {len(members)}: {', '.join(members)}")
-    return members
+def load_members(checkpoints: list[str], preset: str, device: str) -> list:
+    """The VadCLIP models of a repeatable ``--checkpoint`` (`factory.load_vadclip_members`: a `--seeds`
+    folder counts as its runs); says so when they form an ensemble."""
+    from ..factory import load_vadclip_members
+
+    models = load_vadclip_members(checkpoints, preset=preset, device=resolve_device(device))
+    if len(models) > 1:
+        print(f"checkpoint ensemble of {len(models)}: {', '.join(checkpoints)}")
+    return models
 
 
 def single_checkpoint(checkpoints: list[str]) -> str:
@@ -111,7 +106,6 @@ def register(subparsers) -> None:
 def reproduce_vadclip(args: argparse.Namespace) -> dict:
     """Official VadCLIP metrics (`evaluate.EvalResult.as_dict`), with any test-time options."""
     from ..evaluate import format_table, load_eval_set
-    from ..factory import load_vadclip_model
     from ..improvements import evaluate_with_options
 
     if args.preset not in ("xd", "ucf"):
@@ -120,14 +114,12 @@ def reproduce_vadclip(args: argparse.Namespace) -> dict:
         raise OptionError("--centroid is only for AnomalyCLIP checkpoints")
     options = test_time_options(args)
     eval_set = load_eval_set(args.test_list, args.annotations, preset=args.preset, features_root=args.features_root)
-    members = ensemble_members(args.checkpoint)
-    device = resolve_device(args.device)
-    models = [load_vadclip_model(c, preset=args.preset, device=device) for c in members]
+    models = load_members(args.checkpoint, args.preset, args.device)
     result = evaluate_with_options(models, eval_set, options)
     for warning in eval_set.warnings:
         print("note:", warning)
     shown = "official test path" if options.official else f"test-time options {options}"
-    print(f"{result.n_videos} videos, checkpoint {' + '.join(members)}, preset {args.preset}, {shown}")
+    print(f"{result.n_videos} videos, checkpoint {' + '.join(args.checkpoint)}, preset {args.preset}, {shown}")
     print(format_table(result))
     return result.as_dict()
 
