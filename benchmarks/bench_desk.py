@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
 
+from bench_review_queue import median_ms  # noqa: E402
 from browser import CHROMIUM, CHROMIUM_FLAGS as FLAGS  # noqa: E402
 from shared_paths import OFFICIAL, SHARED  # noqa: E402
 
@@ -131,12 +132,7 @@ def run_queue(n_segments: int, repeats: int) -> None:
     from app.handlers import AppContext
 
     def timed(fn):
-        values, result = [], None
-        for _ in range(repeats):
-            start = time.perf_counter()
-            result = fn()
-            values.append((time.perf_counter() - start) * 1000)
-        return statistics.median(values), result
+        return median_ms(fn, repeats, warm=False)
 
     with tempfile.TemporaryDirectory() as tmp:
         ctx = AppContext.create(AppConfig(models_dir=Path(tmp) / "m", data_dir=Path(tmp) / "d", clip="random"))

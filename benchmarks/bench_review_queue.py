@@ -77,8 +77,10 @@ def fill(store: ReviewStore, n_segments: int) -> float:
     return time.perf_counter() - t0
 
 
-def median_ms(fn, repeats: int) -> tuple[float, object]:
-    fn()                                                  # warm the cache and the connection pool
+def median_ms(fn, repeats: int, warm: bool = True) -> tuple[float, object]:
+    """(median milliseconds of `repeats` calls of `fn`, the last call's result); `warm`: one call first."""
+    if warm:
+        fn()                                              # warm the cache and the connection pool
     times, result = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
