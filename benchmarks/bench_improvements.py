@@ -67,6 +67,7 @@ FIXTURE_CLIP = SHARED / "fixtures" / "official" / "official_xd.pth"
 METRICS = ("auc_c", "ap_c", "anoauc_c", "auc_a", "ap_a", "anoauc_a", "map_avg")
 OFFICIAL = "official"
 PADDING = "padding-aware attention"
+TRAINED_ARMS = ((OFFICIAL, {}), (PADDING, {"padding_aware_attention": True}))   # (name, ModelConfig overrides)
 
 
 def make_synth(preset: str, out: Path, seed: int, n_train: int, n_test: int) -> dict:
@@ -90,10 +91,10 @@ def smooth_options(smooth_widths: list[int]) -> dict[str, TestTimeOptions]:
     return arms
 
 
-def train_pair(preset: str, data: dict, seed: int, work: Path, a: argparse.Namespace) -> dict:
+def train_pair(preset: str, data: dict, data_seed: int, seed: int, work: Path, a: argparse.Namespace) -> dict:
     """Train the official recipe and the padding-aware variant from one seeded start; their best models."""
     models = {}
-    for i, (arm, overrides) in enumerate(((OFFICIAL, {}), (PADDING, {"padding_aware_attention": True}))):
+    for i, (arm, overrides) in enumerate(TRAINED_ARMS):
         torch.manual_seed(seed)
         start = build_model(preset, clip=str(FIXTURE_CLIP), **overrides)
         init = save_checkpoint(start, work / f"init_{seed}_{i}.safetensors")
@@ -104,7 +105,7 @@ def train_pair(preset: str, data: dict, seed: int, work: Path, a: argparse.Names
             result = train(config)
         init.unlink()
         if a.keep_models:
-            kept = kept_model_path(a.keep_models, preset, work.name.split("_")[-1], seed, i)
+            kept = kept_model_path(a.keep_models, preset, data_seed, seed, i)
             kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(result.best_path, kept)
         models[arm] = load_checkpoint(result.best_path, device=a.device)
@@ -119,7 +120,7 @@ def kept_model_path(folder: str | Path, preset: str, data_seed, train_seed: int,
 def kept_pair(preset: str, data_seed: int, seed: int, a: argparse.Namespace) -> dict:
     """The two trained arms of (data seed, training seed) from a --keep-models folder."""
     models = {}
-    for i, arm in enumerate((OFFICIAL, PADDING)):
+    for i, (arm, _) in enumerate(TRAINED_ARMS):
         path = kept_model_path(a.from_models, preset, data_seed, seed, i)
         if not path.is_file():
             raise UserError(f"{path}: not found; --from-models needs the folder a --keep-models run wrote "
@@ -221,7 +222,7 @@ def run_preset(preset: str, a: argparse.Namespace, tmp: Path,
         t = time.perf_counter()
         for data_seed, (data, eval_set) in benchmarks.items():
             models = (kept_pair(preset, data_seed, train_seed, a) if a.from_models else
-                      train_pair(preset, data, train_seed, tmp / f"{preset}_{data_seed}", a))
+                      train_pair(preset, data, data_seed, train_seed, tmp / f"{preset}_{data_seed}", a))
             scores = per_seed[data_seed][train_seed] = Scores(models, eval_set)
             seed = f"{data_seed}/{train_seed}"
             for arm, arm_scores in test_time_rows(scores, a.smooth_widths).items():
